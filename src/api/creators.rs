@@ -1,0 +1,194 @@
+//! Creator endpoints (contract §4.4): creator-leaderboard, posting-consistency,
+//! creator-scatter, goal-compliance.
+
+use redb::ReadTransaction;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::Schema;
+
+use super::endpoint::{Endpoint, Schemas, list_of, mirror, named};
+use super::error::ApiError;
+use super::params::{
+    FROM, FROM_REQUIRED, LIMIT, OFFSET, PROJECT_ID, Param, Params, TO, TO_REQUIRED, TZ, limit,
+};
+use crate::events::Instant;
+use crate::query::{self, ProjectView};
+
+pub struct CreatorLeaderboard;
+
+impl Endpoint for CreatorLeaderboard {
+    const NAME: &'static str = "creator-leaderboard";
+    const SUMMARY: &'static str = "Tracked creators ranked by views in the period.";
+    const DESCRIPTION: &'static str =
+        "All tracked creators, sorted by `total_views` over their visible videos posted in the \
+         period, descending. Follower figures use the creator's history points in the period \
+         (project time zone). `total_count` is the number of tracked creators.";
+    const PARAMS: &'static [Param] = &[PROJECT_ID, FROM, TO, limit(200, 100), OFFSET];
+    type Data = Vec<CreatorItem>;
+
+    fn data_schema(schemas: &mut Schemas) -> RefOr<Schema> {
+        list_of::<CreatorItem>(schemas)
+    }
+
+    fn run(
+        rtxn: &ReadTransaction,
+        project: &ProjectView,
+        params: &Params,
+        now: Instant,
+    ) -> Result<Self::Data, ApiError> {
+        let q = query::CreatorLeaderboardParams {
+            range: params.range(),
+            limit: params.int(LIMIT)?,
+            offset: params.int(OFFSET.name)?,
+        };
+        Ok(query::creator_leaderboard(rtxn, project, &q, now)?
+            .into_iter()
+            .map(Into::into)
+            .collect())
+    }
+}
+
+mirror! {
+    /// One creator of `creator-leaderboard`.
+    pub struct CreatorItem from query::CreatorRow {
+        #[schema(format = "uuid")]
+        creator_id: String,
+        tiktok_handle: String,
+        display_name: Option<String>,
+        avatar_url: Option<String>,
+        /// `follower_count` of the latest snapshot.
+        current_followers: u64,
+        /// Last minus first follower count in the period; 0 with fewer than two points.
+        follower_delta: i64,
+        total_views: u128,
+        posts_in_period: u64,
+        /// `posts_in_period × 7 / days`, rounded to 2 decimals.
+        posts_per_week: f64,
+        /// `(likes + comments + shares) / views × 100`, rounded to 2 decimals; 0 without views.
+        engagement_rate: f64,
+        /// `follower_delta / first count × 100`, rounded to 2 decimals.
+        growth_rate: f64,
+        /// Number of tracked creators (the same in every item).
+        total_count: u64,
+    }
+}
+
+pub struct PostingConsistency;
+
+impl Endpoint for PostingConsistency {
+    const NAME: &'static str = "posting-consistency";
+    const SUMMARY: &'static str = "Posts per creator and local day.";
+    const DESCRIPTION: &'static str =
+        "One item for each creator and local day (effective zone) with at least one visible video \
+         posted, sorted by `creator_id` then `day`.";
+    const PARAMS: &'static [Param] = &[PROJECT_ID, FROM_REQUIRED, TO_REQUIRED, TZ];
+    type Data = Vec<ConsistencyItem>;
+
+    fn data_schema(schemas: &mut Schemas) -> RefOr<Schema> {
+        list_of::<ConsistencyItem>(schemas)
+    }
+
+    fn run(
+        rtxn: &ReadTransaction,
+        project: &ProjectView,
+        params: &Params,
+        _now: Instant,
+    ) -> Result<Self::Data, ApiError> {
+        let q = query::ConsistencyParams {
+            range: params.range(),
+            tz: params.tz().unwrap_or(project.tz),
+        };
+        Ok(query::posting_consistency(rtxn, project, &q)?
+            .into_iter()
+            .map(Into::into)
+            .collect())
+    }
+}
+
+mirror! {
+    /// One creator-day of `posting-consistency`.
+    pub struct ConsistencyItem from query::ConsistencyRow {
+        #[schema(format = "uuid")]
+        creator_id: String,
+        /// Local date, `YYYY-MM-DD`.
+        #[schema(format = Date)]
+        day: String,
+        post_count: u64,
+    }
+}
+
+pub struct CreatorScatter;
+
+impl Endpoint for CreatorScatter {
+    const NAME: &'static str = "creator-scatter";
+    const SUMMARY: &'static str = "Follower growth against engagement, per creator.";
+    const DESCRIPTION: &'static str =
+        "Tracked creators with at least one visible video posted in the period, sorted by \
+         `creator_id`.";
+    const PARAMS: &'static [Param] = &[PROJECT_ID, FROM, TO];
+    type Data = Vec<ScatterItem>;
+
+    fn data_schema(schemas: &mut Schemas) -> RefOr<Schema> {
+        list_of::<ScatterItem>(schemas)
+    }
+
+    fn run(
+        rtxn: &ReadTransaction,
+        project: &ProjectView,
+        params: &Params,
+        _now: Instant,
+    ) -> Result<Self::Data, ApiError> {
+        Ok(query::creator_scatter(rtxn, project, &params.range())?
+            .into_iter()
+            .map(Into::into)
+            .collect())
+    }
+}
+
+mirror! {
+    /// One creator of `creator-scatter`.
+    pub struct ScatterItem from query::ScatterRow {
+        #[schema(format = "uuid")]
+        creator_id: String,
+        tiktok_handle: String,
+        follower_delta: i64,
+        engagement_rate: f64,
+        posts_count: u64,
+    }
+}
+
+pub struct GoalCompliance;
+
+impl Endpoint for GoalCompliance {
+    const NAME: &'static str = "goal-compliance";
+    const SUMMARY: &'static str = "How the creators' goals are going.";
+    const DESCRIPTION: &'static str =
+        "Visible goals of the first 50 creators (by `creator_id`) that have any, counted by \
+         status as of today in the project's zone. `on_track` includes completed goals, `at_risk` \
+         includes goals behind pace.";
+    const PARAMS: &'static [Param] = &[PROJECT_ID];
+    type Data = GoalComplianceData;
+
+    fn data_schema(schemas: &mut Schemas) -> RefOr<Schema> {
+        named::<GoalComplianceData>(schemas)
+    }
+
+    fn run(
+        rtxn: &ReadTransaction,
+        project: &ProjectView,
+        _params: &Params,
+        now: Instant,
+    ) -> Result<Self::Data, ApiError> {
+        Ok(query::goal_compliance(rtxn, project, now)?.into())
+    }
+}
+
+mirror! {
+    /// The answer of `goal-compliance`.
+    pub struct GoalComplianceData from query::GoalCompliance {
+        on_track: u64,
+        at_risk: u64,
+        missed: u64,
+        total_goals: u64,
+        creators_with_goals: u64,
+    }
+}

@@ -1,0 +1,115 @@
+//! The command line: every flag has a `GOATVIEW_*` environment variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::events::Instant;
+
+/// goatview: incremental materialized views for creator analytics.
+///
+/// Events from Kafka or recorded logs are folded into per-project aggregates in a redb
+/// file; an HTTP server answers the dashboard's aggregate analytics from them.
+#[derive(Debug, Parser)]
+#[command(name = "goatview", version)]
+pub struct Cli {
+    /// Log filter (tracing EnvFilter syntax), e.g. `info` or `goatview=debug`.
+    #[arg(long, env = "GOATVIEW_LOG", default_value = "info", global = true)]
+    pub log: String,
+
+    /// The current instant for everything (RFC 3339); the system clock when unset.
+    #[arg(long, env = "GOATVIEW_NOW", global = true, value_parser = parse_now)]
+    pub now: Option<Instant>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply recorded JSON Lines event logs to the database, then print a summary.
+    Replay(ReplayArgs),
+    /// Serve the aggregate analytics API (and consume Kafka when brokers are given).
+    Serve(ServeArgs),
+    /// List dead letters (events that could not be applied) as JSON Lines.
+    DeadLetters(DbArgs),
+    /// Generate sample data, replay it into a local database and serve it.
+    Demo(DemoArgs),
+    /// Write a deterministic, realistic event log.
+    Gen(GenArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DbArgs {
+    /// Path of the redb state file (created if missing).
+    #[arg(long, env = "GOATVIEW_DB")]
+    pub db: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+
+    /// Lines per write transaction.
+    #[arg(long, env = "GOATVIEW_BATCH_SIZE", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub batch_size: u64,
+
+    /// Recorded logs, applied in order.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+
+    #[command(flatten)]
+    pub http: HttpArgs,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct HttpArgs {
+    /// Address to serve HTTP on.
+    #[arg(long, env = "GOATVIEW_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// HMAC secret of `goatview_session` cookies (HS256); cookies are refused when unset.
+    #[arg(long, env = "GOATVIEW_SESSION_SECRET", hide_env_values = true)]
+    pub session_secret: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Directory for the demo's log and database.
+    #[arg(long, env = "GOATVIEW_DEMO_DIR", default_value = "goatview-demo")]
+    pub dir: PathBuf,
+
+    /// Seed of the generated sample data.
+    #[arg(long, env = "GOATVIEW_SEED", default_value_t = 7)]
+    pub seed: u64,
+
+    #[command(flatten)]
+    pub http: HttpArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct GenArgs {
+    /// Size: tiny, test, demo, s, m or l.
+    #[arg(long, env = "GOATVIEW_SCALE", default_value = "s")]
+    pub scale: String,
+
+    /// Seed: the same seed writes the same bytes.
+    #[arg(long, env = "GOATVIEW_SEED", default_value_t = 1)]
+    pub seed: u64,
+
+    /// Output file.
+    #[arg(long, env = "GOATVIEW_OUT")]
+    pub out: PathBuf,
+}
+
+fn parse_now(s: &str) -> Result<Instant, String> {
+    crate::events::parse_timestamp(s).ok_or_else(|| format!("not an RFC 3339 timestamp with offset: {s:?}"))
+}

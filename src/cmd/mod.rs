@@ -1,0 +1,12 @@
+//! One module per subcommand, each with a `run`.
+
+pub mod dead_letters;
+pub mod produce;
+pub mod replay;
+
+use crate::events::Instant;
+
+/// The clock of contract §3: `GOATVIEW_NOW` when set, else the system clock.
+pub fn now(fixed: Option<Instant>) -> Instant {
+    fixed.unwrap_or_else(|| Instant::from_chrono(chrono::Utc::now()))
+}

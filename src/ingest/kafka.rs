@@ -1,0 +1,757 @@
+//! Kafka ingestion: the four topics of contract §2.1 into the store, effectively once.
+//!
+//! This module knows bytes, topics, partitions and offsets; `events::decode` (through
+//! [`push_message`]) knows JSON, and `state` knows neither.
+//!
+//! # Effectively once
+//!
+//! Each partition is a source `kafka:<topic>/<partition>` whose position is the offset
+//! of the next message to read (8 bytes, little-endian). A batch's events, dead letters
+//! and positions commit in one redb write transaction, so after a crash the consumer
+//! resumes exactly after the last committed batch: nothing is lost and nothing counts
+//! twice. Offsets committed to Kafka are only for lag monitoring and are never read.
+//!
+//! # Why manual assignment, not a consumer group
+//!
+//! Every goatview instance is a complete materialized view: it needs *every* partition
+//! of every topic. A consumer group would split partitions between instances sharing a
+//! `group.id`, and each would answer from part of the data. So the consumer `assign`s
+//! all partitions itself, each at its stored position (the beginning when none), and
+//! re-reads topic metadata every [`METADATA_REFRESH`] to pick up new partitions or
+//! topics created late (`incremental_assign`, which leaves the others where they are).
+//! There is no rebalance, so no callback can move a partition while a batch is in
+//! flight, and no seek can race with the fetcher. `group.id` only names where the
+//! monitoring offsets are committed; give each instance its own.
+//!
+//! # Threads
+//!
+//! Polling, decoding and committing run on one blocking thread: `BaseConsumer::poll`
+//! and redb are both synchronous, and one thread doing poll → batch → commit in order
+//! means batches never overlap. [`run_consumer`] is the async shell around it.
+//!
+//! # Poison messages
+//!
+//! A message that does not decode (or is larger than `max_message_bytes`) is a dead
+//! letter in the store, like any other source, and a copy is published to
+//! `<topic><dlq_suffix>` with [`DLQ_HEADERS`]. The copy is sent and confirmed *before*
+//! the batch commits, so a crash can duplicate it on the DLQ topic but never lose it;
+//! if the DLQ topic cannot be written, a warning is logged and ingestion goes on (the
+//! store's dead letter is the record that counts).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant as WallClock};
+
+use clap::Args;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::statistics::Statistics;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+use super::push_message;
+use crate::events::Instant;
+use crate::store::{Batch, DeadLetter, Store, StoreError};
+
+/// How often topic metadata is re-read to find new partitions and topics.
+pub const METADATA_REFRESH: Duration = Duration::from_secs(30);
+/// Longest wait for one metadata request; also bounds shutdown latency while the
+/// broker is unreachable.
+const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest single `poll`, so that a shutdown request is seen promptly.
+const POLL_SLICE: Duration = Duration::from_millis(100);
+/// Longest wait for DLQ copies to be confirmed before a batch commits anyway.
+const DLQ_FLUSH_TIMEOUT: Duration = Duration::from_secs(15);
+/// First and longest pause between retries while the broker is unreachable.
+const BACKOFF_MIN: Duration = Duration::from_millis(500);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// Headers of a DLQ copy: why it was rejected and where it came from.
+pub const DLQ_HEADERS: [&str; 4] = [HEADER_REASON, HEADER_TOPIC, HEADER_PARTITION, HEADER_OFFSET];
+/// DLQ header: the dead letter's reason.
+pub const HEADER_REASON: &str = "goatview.reason";
+/// DLQ header: the source topic.
+pub const HEADER_TOPIC: &str = "goatview.source.topic";
+/// DLQ header: the source partition, in decimal.
+pub const HEADER_PARTITION: &str = "goatview.source.partition";
+/// DLQ header: the source offset, in decimal.
+pub const HEADER_OFFSET: &str = "goatview.source.offset";
+
+/// Reason prefix of a dead letter larger than `max_message_bytes`.
+pub const REASON_OVERSIZE: &str = "oversize";
+
+/// The four source topics (contract §2.1), each renameable.
+#[derive(Clone, Debug, Args)]
+pub struct Topics {
+    /// Topic of `video.*` events.
+    #[arg(long = "topic-video-scrape", env = "GOATVIEW_TOPIC_VIDEO_SCRAPE", default_value = "video-scrape")]
+    pub video_scrape: String,
+
+    /// Topic of `creator.*` events.
+    #[arg(long = "topic-creator-stats", env = "GOATVIEW_TOPIC_CREATOR_STATS", default_value = "creator-stats")]
+    pub creator_stats: String,
+
+    /// Topic of `campaign.*` events.
+    #[arg(
+        long = "topic-campaign-membership",
+        env = "GOATVIEW_TOPIC_CAMPAIGN_MEMBERSHIP",
+        default_value = "campaign-membership"
+    )]
+    pub campaign_membership: String,
+
+    /// Topic of `project.*` and `api_key.*` events.
+    #[arg(long = "topic-projects", env = "GOATVIEW_TOPIC_PROJECTS", default_value = "projects")]
+    pub projects: String,
+}
+
+impl Default for Topics {
+    fn default() -> Self {
+        Topics {
+            video_scrape: "video-scrape".into(),
+            creator_stats: "creator-stats".into(),
+            campaign_membership: "campaign-membership".into(),
+            projects: "projects".into(),
+        }
+    }
+}
+
+impl Topics {
+    /// All four, in contract order.
+    pub fn all(&self) -> [&str; 4] {
+        [&self.video_scrape, &self.creator_stats, &self.campaign_membership, &self.projects]
+    }
+
+    /// The topic an event `type` is published to, by its prefix (contract §2.1); `None`
+    /// for a type that belongs to no topic.
+    pub fn for_type(&self, event_type: &str) -> Option<&str> {
+        let prefix = event_type.split_once('.').map_or(event_type, |(p, _)| p);
+        match prefix {
+            "video" => Some(&self.video_scrape),
+            "creator" => Some(&self.creator_stats),
+            "campaign" => Some(&self.campaign_membership),
+            "project" | "api_key" => Some(&self.projects),
+            _ => None,
+        }
+    }
+}
+
+/// Kafka consumer settings of `goatview serve`.
+#[derive(Clone, Debug, Args)]
+pub struct KafkaArgs {
+    /// Kafka bootstrap servers (`host:port,...`); the four topics are consumed only when set.
+    #[arg(long, env = "GOATVIEW_KAFKA_BROKERS")]
+    pub brokers: Option<String>,
+
+    /// Consumer group under which offsets are committed for lag monitoring only (positions
+    /// live in the database); give each instance its own.
+    #[arg(long = "kafka-group", env = "GOATVIEW_KAFKA_GROUP", default_value = "goatview")]
+    pub group_id: String,
+
+    #[command(flatten)]
+    pub topics: Topics,
+
+    /// Suffix of the dead-letter topic of each source topic (`video-scrape` → `video-scrape.dlq`).
+    #[arg(long = "kafka-dlq-suffix", env = "GOATVIEW_KAFKA_DLQ_SUFFIX", default_value = ".dlq")]
+    pub dlq_suffix: String,
+
+    /// Most messages per write transaction.
+    #[arg(
+        long = "kafka-batch-max-messages",
+        env = "GOATVIEW_KAFKA_BATCH_MAX_MESSAGES",
+        default_value_t = 5000,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub batch_max_messages: u64,
+
+    /// Longest time (milliseconds) a batch stays open after its first message.
+    #[arg(long = "kafka-batch-max-ms", env = "GOATVIEW_KAFKA_BATCH_MAX_MS", default_value_t = 200)]
+    pub batch_max_ms: u64,
+
+    /// Largest message value accepted; a larger one is a dead letter (`oversize`).
+    #[arg(
+        long = "kafka-max-message-bytes",
+        env = "GOATVIEW_KAFKA_MAX_MESSAGE_BYTES",
+        default_value_t = 1 << 20,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub max_message_bytes: u64,
+}
+
+impl KafkaArgs {
+    /// Settings with every default and the given brokers (tests and embedding).
+    pub fn new(brokers: impl Into<String>) -> KafkaArgs {
+        KafkaArgs {
+            brokers: Some(brokers.into()),
+            group_id: "goatview".into(),
+            topics: Topics::default(),
+            dlq_suffix: ".dlq".into(),
+            batch_max_messages: 5000,
+            batch_max_ms: 200,
+            max_message_bytes: 1 << 20,
+        }
+    }
+
+    /// The dead-letter topic of a source topic.
+    pub fn dlq_topic(&self, topic: &str) -> String {
+        format!("{topic}{}", self.dlq_suffix)
+    }
+}
+
+/// Errors that stop the consumer. An unreachable broker is not one: it is retried
+/// forever.
+#[derive(Debug, thiserror::Error)]
+pub enum ConsumerError {
+    /// No brokers were configured.
+    #[error("no Kafka brokers configured")]
+    NoBrokers,
+    /// The Kafka client could not be created (invalid configuration).
+    #[error("cannot create the Kafka client: {0}")]
+    Client(#[from] KafkaError),
+    /// The store failed to commit a batch; the batch was not applied and will be read
+    /// again after a restart.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The consumer thread panicked.
+    #[error("the Kafka consumer thread panicked")]
+    Panicked,
+}
+
+/// Consumer counters, shared with whoever reports them (e.g. `/metrics`).
+#[derive(Debug, Default)]
+pub struct KafkaStats {
+    /// Messages received from Kafka.
+    pub consumed: AtomicU64,
+    /// Events committed to the store.
+    pub applied: AtomicU64,
+    /// Dead letters committed to the store.
+    pub dead_letters: AtomicU64,
+    /// Write transactions committed.
+    pub batches: AtomicU64,
+    /// DLQ copies confirmed by the broker.
+    pub dlq_published: AtomicU64,
+    /// DLQ copies the broker did not confirm.
+    pub dlq_failed: AtomicU64,
+    /// Errors reported by the Kafka client (mostly an unreachable broker).
+    pub client_errors: AtomicU64,
+    /// Partitions currently assigned.
+    pub partitions: AtomicU64,
+    /// Messages in Kafka not yet committed to the store, summed over partitions
+    /// (refreshed every few seconds from the client's statistics).
+    pub lag: AtomicU64,
+}
+
+/// Prometheus names of [`KafkaStats`].
+pub mod metric {
+    pub const CONSUMED: &str = "goatview_kafka_messages_consumed_total";
+    pub const APPLIED: &str = "goatview_kafka_events_applied_total";
+    pub const DEAD_LETTERS: &str = "goatview_kafka_dead_letters_total";
+    pub const BATCHES: &str = "goatview_kafka_batches_total";
+    pub const DLQ_PUBLISHED: &str = "goatview_kafka_dlq_published_total";
+    pub const DLQ_FAILED: &str = "goatview_kafka_dlq_failed_total";
+    pub const CLIENT_ERRORS: &str = "goatview_kafka_client_errors_total";
+    pub const PARTITIONS: &str = "goatview_kafka_assigned_partitions";
+    pub const LAG: &str = "goatview_kafka_lag_messages";
+}
+
+impl KafkaStats {
+    /// Appends the counters in Prometheus text format 0.0.4.
+    pub fn write_prometheus(&self, out: &mut String) {
+        use std::fmt::Write as _;
+        let rows: [(&str, &str, &str, &AtomicU64); 9] = [
+            (metric::CONSUMED, "counter", "Messages received from Kafka.", &self.consumed),
+            (metric::APPLIED, "counter", "Events from Kafka committed to the store.", &self.applied),
+            (metric::DEAD_LETTERS, "counter", "Dead letters from Kafka committed to the store.", &self.dead_letters),
+            (metric::BATCHES, "counter", "Write transactions committed by the Kafka consumer.", &self.batches),
+            (metric::DLQ_PUBLISHED, "counter", "Dead-letter copies confirmed on DLQ topics.", &self.dlq_published),
+            (metric::DLQ_FAILED, "counter", "Dead-letter copies not confirmed on DLQ topics.", &self.dlq_failed),
+            (metric::CLIENT_ERRORS, "counter", "Errors reported by the Kafka client.", &self.client_errors),
+            (metric::PARTITIONS, "gauge", "Kafka partitions assigned.", &self.partitions),
+            (metric::LAG, "gauge", "Kafka messages not yet committed to the store.", &self.lag),
+        ];
+        for (name, kind, help, value) in rows {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}", value.load(Ordering::Relaxed));
+        }
+    }
+}
+
+/// The source id of a partition.
+pub fn source_id(topic: &str, partition: i32) -> String {
+    format!("kafka:{topic}/{partition}")
+}
+
+/// Encodes a stored position: the next offset to read.
+pub fn encode_position(next_offset: u64) -> Vec<u8> {
+    next_offset.to_le_bytes().to_vec()
+}
+
+/// Decodes a stored position; `None` when it is not one this module wrote.
+pub fn decode_position(bytes: &[u8]) -> Option<u64> {
+    Some(u64::from_le_bytes(bytes.try_into().ok()?))
+}
+
+/// Consumes the four topics into `store` until `shutdown` completes, then commits the
+/// batch in flight and returns. It never returns because the broker is unreachable: it
+/// logs and retries while the caller goes on serving. Dropping the future also stops
+/// the consumer (without waiting for it).
+pub async fn run_consumer(
+    store: Arc<Store>,
+    args: KafkaArgs,
+    stats: Arc<KafkaStats>,
+    clock: impl Fn() -> Instant + Send + 'static,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ConsumerError> {
+    let brokers = args.brokers.clone().filter(|b| !b.trim().is_empty()).ok_or(ConsumerError::NoBrokers)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let _stop_on_drop = StopOnDrop(stop.clone());
+    let worker = {
+        let stop = stop.clone();
+        tokio::task::spawn_blocking(move || Worker::new(store, args, &brokers, stats, stop)?.run(clock))
+    };
+    tokio::pin!(worker);
+    tokio::select! {
+        res = &mut worker => return res.map_err(|_| ConsumerError::Panicked)?,
+        () = shutdown => {}
+    }
+    stop.store(true, Ordering::Relaxed);
+    worker.await.map_err(|_| ConsumerError::Panicked)?
+}
+
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Where one assigned partition stands.
+struct Partition {
+    topic: String,
+    partition: i32,
+    source: String,
+    /// The next offset to read, as last committed to the store.
+    next: i64,
+}
+
+/// A dead letter's copy for the DLQ topic.
+struct DlqCopy {
+    topic: String,
+    partition: i32,
+    offset: i64,
+    key: Option<Vec<u8>>,
+    raw: Vec<u8>,
+    reason: String,
+}
+
+/// What one `gather` read.
+struct Gathered {
+    batch: Batch,
+    dlq: Vec<DlqCopy>,
+    /// The next offset of each partition read, by index into `Worker::partitions`.
+    next: BTreeMap<usize, i64>,
+}
+
+/// Why assigning partitions failed.
+enum RefreshError {
+    /// The broker did not answer; retried with backoff.
+    Kafka(KafkaError),
+    /// A stored position could not be read; fatal like a failed commit.
+    Store(StoreError),
+}
+
+impl From<KafkaError> for RefreshError {
+    fn from(e: KafkaError) -> Self {
+        RefreshError::Kafka(e)
+    }
+}
+
+/// The synchronous consumer: owns the Kafka clients and runs on one blocking thread.
+struct Worker {
+    store: Arc<Store>,
+    args: KafkaArgs,
+    stats: Arc<KafkaStats>,
+    stop: Arc<AtomicBool>,
+    consumer: BaseConsumer<ConsumerCtx>,
+    dlq: ThreadedProducer<DlqCtx>,
+    /// Assigned partitions; few, so a linear search beats hashing a `(String, i32)`.
+    partitions: Vec<Partition>,
+    /// Committed next offsets by `(topic, partition)`, read by the statistics callback.
+    committed: Arc<Mutex<HashMap<(String, i32), i64>>>,
+}
+
+impl Worker {
+    fn new(
+        store: Arc<Store>,
+        args: KafkaArgs,
+        brokers: &str,
+        stats: Arc<KafkaStats>,
+        stop: Arc<AtomicBool>,
+    ) -> Result<Worker, ConsumerError> {
+        let committed = Arc::new(Mutex::new(HashMap::new()));
+        let consumer: BaseConsumer<ConsumerCtx> = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .set("group.id", &args.group_id)
+            .set("client.id", "goatview")
+            // Positions live in the store; Kafka's offsets are written for monitoring only.
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("statistics.interval.ms", "5000")
+            .set_log_level(RDKafkaLogLevel::Warning)
+            .create_with_context(ConsumerCtx { stats: stats.clone(), committed: committed.clone() })?;
+        let dlq: ThreadedProducer<DlqCtx> = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .set("client.id", "goatview-dlq")
+            .set("acks", "all")
+            .set("message.timeout.ms", &DLQ_FLUSH_TIMEOUT.as_millis().to_string())
+            .set_log_level(RDKafkaLogLevel::Warning)
+            .create_with_context(DlqCtx { stats: stats.clone() })?;
+        Ok(Worker { store, args, stats, stop, consumer, dlq, partitions: Vec::new(), committed })
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    fn run(mut self, clock: impl Fn() -> Instant) -> Result<(), ConsumerError> {
+        let mut backoff = BACKOFF_MIN;
+        let mut next_refresh = WallClock::now();
+        while !self.stopped() {
+            if WallClock::now() >= next_refresh {
+                match self.refresh_assignment() {
+                    Ok(complete) => {
+                        backoff = BACKOFF_MIN;
+                        // Missing topics are looked for again soon; otherwise, rarely.
+                        next_refresh = WallClock::now() + if complete { METADATA_REFRESH } else { BACKOFF_MAX };
+                    }
+                    Err(RefreshError::Store(e)) => return Err(e.into()),
+                    Err(RefreshError::Kafka(e)) => {
+                        tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "Kafka unreachable; retrying.");
+                        next_refresh = WallClock::now() + backoff;
+                        backoff = (backoff * 2).min(BACKOFF_MAX);
+                    }
+                }
+            }
+            if self.partitions.is_empty() {
+                self.sleep_until(next_refresh);
+                continue;
+            }
+            let gathered = self.gather(&clock, next_refresh);
+            if !gathered.batch.is_empty() {
+                self.commit(gathered)?;
+            }
+        }
+        tracing::info!("Kafka consumer stopped.");
+        Ok(())
+    }
+
+    /// Assigns every partition of the topics not assigned yet, at its stored position.
+    /// Returns whether all four topics were found.
+    fn refresh_assignment(&mut self) -> Result<bool, RefreshError> {
+        let mut found = Vec::new();
+        let mut complete = true;
+        for topic in self.args.topics.all() {
+            let md = self.consumer.fetch_metadata(Some(topic), METADATA_TIMEOUT)?;
+            for t in md.topics() {
+                if let Some(err) = t.error() {
+                    complete = false;
+                    tracing::warn!(topic, error = ?err, "Kafka topic unavailable; will look again.");
+                    continue;
+                }
+                found.extend(t.partitions().iter().map(|p| (t.name().to_owned(), p.id())));
+            }
+        }
+        let have: HashSet<(&str, i32)> = self.partitions.iter().map(|p| (p.topic.as_str(), p.partition)).collect();
+        let new: Vec<(String, i32)> = found.into_iter().filter(|(t, p)| !have.contains(&(t.as_str(), *p))).collect();
+        if new.is_empty() {
+            return Ok(complete);
+        }
+        let mut tpl = TopicPartitionList::new();
+        let mut added = Vec::new();
+        for (topic, partition) in new {
+            let source = source_id(&topic, partition);
+            let stored = self.store.position(&source).map_err(RefreshError::Store)?;
+            let next = match stored.as_deref().map(decode_position) {
+                Some(Some(n)) => Some(n as i64),
+                Some(None) => {
+                    tracing::warn!(source = %source, "Unreadable stored position; reading the partition from the beginning.");
+                    None
+                }
+                None => None,
+            };
+            tpl.add_partition_offset(&topic, partition, next.map_or(Offset::Beginning, Offset::Offset))?;
+            tracing::info!(source = %source, next_offset = ?next, "Assigning Kafka partition.");
+            added.push(Partition { topic, partition, source, next: next.unwrap_or(0) });
+        }
+        self.consumer.incremental_assign(&tpl)?;
+        {
+            let mut committed = lock(&self.committed);
+            for p in &added {
+                committed.insert((p.topic.clone(), p.partition), p.next);
+            }
+        }
+        self.partitions.extend(added);
+        self.stats.partitions.store(self.partitions.len() as u64, Ordering::Relaxed);
+        Ok(complete)
+    }
+
+    /// Polls until the batch is full, `batch_max_ms` after its first message, a
+    /// metadata refresh is due or a stop is requested.
+    fn gather(&self, clock: &impl Fn() -> Instant, refresh_at: WallClock) -> Gathered {
+        let max_messages = self.args.batch_max_messages as usize;
+        let max_bytes = self.args.max_message_bytes as usize;
+        let window = Duration::from_millis(self.args.batch_max_ms);
+        let mut batch = Batch::default();
+        let mut dlq = Vec::new();
+        // Next offset of each partition read in this batch, by index into `partitions`.
+        let mut next: BTreeMap<usize, i64> = BTreeMap::new();
+        let mut deadline: Option<WallClock> = None;
+        let mut now_instant: Option<Instant> = None;
+        let mut error_pause = Duration::from_millis(50);
+        while batch.len() < max_messages && !self.stopped() {
+            let now = WallClock::now();
+            let until = deadline.unwrap_or(refresh_at);
+            if now >= until {
+                break;
+            }
+            let msg = match self.consumer.poll(POLL_SLICE.min(until - now)) {
+                None => continue,
+                Some(Err(e)) => {
+                    self.stats.client_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(error = %e, "Kafka consume error; retrying.");
+                    std::thread::sleep(error_pause);
+                    error_pause = (error_pause * 2).min(Duration::from_secs(2));
+                    continue;
+                }
+                Some(Ok(m)) => m,
+            };
+            error_pause = Duration::from_millis(50);
+            self.stats.consumed.fetch_add(1, Ordering::Relaxed);
+            deadline.get_or_insert(now + window);
+            let Some(idx) = self.partitions.iter().position(|p| p.topic == msg.topic() && p.partition == msg.partition())
+            else {
+                continue; // not ours; cannot happen with manual assignment
+            };
+            let offset = msg.offset();
+            let at = *now_instant.get_or_insert_with(clock);
+            let source = &self.partitions[idx].source;
+            let payload = msg.payload().unwrap_or_default();
+            let dead_before = batch.dead_letters.len();
+            if payload.len() > max_bytes {
+                let reason = format!("{REASON_OVERSIZE}: {} bytes, limit {max_bytes} (raw truncated to the limit)", payload.len());
+                tracing::warn!(source = %source, position = offset, reason = %reason, "Dead letter recorded.");
+                batch.dead_letters.push(DeadLetter {
+                    source: source.clone(),
+                    position: offset as u64,
+                    raw: payload[..max_bytes].to_vec(),
+                    reason,
+                    recorded_at: at,
+                });
+            } else {
+                push_message(&mut batch, source, offset as u64, payload, at);
+            }
+            if let Some(dl) = batch.dead_letters.get(dead_before) {
+                dlq.push(DlqCopy {
+                    topic: msg.topic().to_owned(),
+                    partition: msg.partition(),
+                    offset,
+                    key: msg.key().map(<[u8]>::to_vec),
+                    raw: dl.raw.clone(),
+                    reason: dl.reason.clone(),
+                });
+            }
+            next.insert(idx, offset + 1);
+        }
+        batch.positions = next
+            .iter()
+            .map(|(&idx, &n)| (self.partitions[idx].source.clone(), encode_position(n as u64)))
+            .collect();
+        Gathered { batch, dlq, next }
+    }
+
+    /// Publishes DLQ copies, commits the batch to the store, then reports progress.
+    fn commit(&mut self, Gathered { batch, dlq, next }: Gathered) -> Result<(), ConsumerError> {
+        if !dlq.is_empty() {
+            self.publish_dlq(&dlq);
+        }
+        let started = WallClock::now();
+        if let Err(e) = self.store.commit(&batch) {
+            tracing::error!(error = %e, messages = batch.len(), "Cannot commit a Kafka batch; stopping the consumer.");
+            return Err(e.into());
+        }
+        let (events, dead) = (batch.events.len() as u64, batch.dead_letters.len() as u64);
+        self.stats.applied.fetch_add(events, Ordering::Relaxed);
+        self.stats.dead_letters.fetch_add(dead, Ordering::Relaxed);
+        self.stats.batches.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(events, dead_letters = dead, commit_ms = started.elapsed().as_millis() as u64, "Kafka batch committed.");
+
+        // Monitoring only: Kafka's committed offsets are never read back.
+        let mut tpl = TopicPartitionList::new();
+        let mut committed = lock(&self.committed);
+        for (idx, n) in next {
+            let p = &mut self.partitions[idx];
+            p.next = n;
+            committed.insert((p.topic.clone(), p.partition), n);
+            let _ = tpl.add_partition_offset(&p.topic, p.partition, Offset::Offset(n));
+        }
+        drop(committed);
+        if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
+            tracing::debug!(error = %e, "Cannot commit monitoring offsets to Kafka.");
+        }
+        Ok(())
+    }
+
+    /// Sends DLQ copies and waits (bounded) until the broker confirms them.
+    fn publish_dlq(&self, copies: &[DlqCopy]) {
+        for c in copies {
+            let dlq_topic = self.args.dlq_topic(&c.topic);
+            let (partition, offset) = (c.partition.to_string(), c.offset.to_string());
+            let headers = OwnedHeaders::new_with_capacity(4)
+                .insert(Header { key: HEADER_REASON, value: Some(c.reason.as_str()) })
+                .insert(Header { key: HEADER_TOPIC, value: Some(c.topic.as_str()) })
+                .insert(Header { key: HEADER_PARTITION, value: Some(partition.as_str()) })
+                .insert(Header { key: HEADER_OFFSET, value: Some(offset.as_str()) });
+            let mut record = BaseRecord::to(&dlq_topic).payload(&c.raw).headers(headers);
+            if let Some(key) = &c.key {
+                record = record.key(key);
+            }
+            let mut attempts = 0;
+            while let Err((e, back)) = self.dlq.send(record) {
+                attempts += 1;
+                if attempts > 100 {
+                    self.stats.dlq_failed.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(topic = %dlq_topic, source_offset = c.offset, error = %e, "Cannot queue a DLQ copy; the dead letter stays in the store.");
+                    break;
+                }
+                record = back;
+                std::thread::sleep(Duration::from_millis(10)); // the queue is full; let it drain
+            }
+        }
+        if let Err(e) = self.dlq.flush(DLQ_FLUSH_TIMEOUT) {
+            tracing::warn!(error = %e, copies = copies.len(), "DLQ copies not confirmed; the dead letters stay in the store.");
+        }
+    }
+
+    fn sleep_until(&self, when: WallClock) {
+        while !self.stopped() {
+            let now = WallClock::now();
+            if now >= when {
+                return;
+            }
+            // Serve client callbacks (errors, statistics) while idle.
+            let _ = self.consumer.poll(POLL_SLICE.min(when - now));
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // The maps hold plain numbers; a panic elsewhere cannot leave them inconsistent.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Logs client events with fields and keeps the error and lag figures.
+struct ConsumerCtx {
+    stats: Arc<KafkaStats>,
+    committed: Arc<Mutex<HashMap<(String, i32), i64>>>,
+}
+
+impl ClientContext for ConsumerCtx {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        log_client(level, fac, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.stats.client_errors.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(error = %error, reason, "Kafka client error; retrying.");
+    }
+
+    fn stats(&self, statistics: Statistics) {
+        let committed = lock(&self.committed);
+        let mut lag = 0u64;
+        for t in statistics.topics.values() {
+            for p in t.partitions.values() {
+                // Partition -1 is librdkafka's internal "unassigned" partition.
+                let end = if p.ls_offset >= 0 { p.ls_offset } else { p.hi_offset };
+                if p.partition < 0 || end < 0 {
+                    continue;
+                }
+                let next = committed.get(&(t.topic.clone(), p.partition)).copied().unwrap_or(p.lo_offset.max(0));
+                lag += end.saturating_sub(next).max(0) as u64;
+            }
+        }
+        self.stats.lag.store(lag, Ordering::Relaxed);
+    }
+}
+
+impl ConsumerContext for ConsumerCtx {}
+
+/// Counts DLQ deliveries.
+struct DlqCtx {
+    stats: Arc<KafkaStats>,
+}
+
+impl ClientContext for DlqCtx {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        log_client(level, fac, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.stats.client_errors.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(error = %error, reason, "Kafka DLQ producer error; retrying.");
+    }
+}
+
+impl ProducerContext for DlqCtx {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, (): ()) {
+        match result {
+            Ok(_) => {
+                self.stats.dlq_published.fetch_add(1, Ordering::Relaxed);
+            }
+            Err((e, m)) => {
+                self.stats.dlq_failed.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(topic = m.topic(), error = %e, "DLQ copy not delivered; the dead letter stays in the store.");
+            }
+        }
+    }
+}
+
+/// librdkafka's own log lines, as `tracing` events with target `librdkafka`.
+pub(crate) fn log_client(level: RDKafkaLogLevel, facility: &str, message: &str) {
+    match level {
+        RDKafkaLogLevel::Emerg
+        | RDKafkaLogLevel::Alert
+        | RDKafkaLogLevel::Critical
+        | RDKafkaLogLevel::Error
+        | RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", facility, "{message}"),
+        RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => tracing::info!(target: "librdkafka", facility, "{message}"),
+        RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", facility, "{message}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_round_trip() {
+        assert_eq!(decode_position(&encode_position(12_345)), Some(12_345));
+        assert_eq!(decode_position(b"short"), None);
+    }
+
+    #[test]
+    fn types_route_by_prefix() {
+        let t = Topics::default();
+        assert_eq!(t.for_type("video.scraped"), Some("video-scrape"));
+        assert_eq!(t.for_type("creator.goal_set"), Some("creator-stats"));
+        assert_eq!(t.for_type("campaign.item_added"), Some("campaign-membership"));
+        assert_eq!(t.for_type("project.deleted"), Some("projects"));
+        assert_eq!(t.for_type("api_key.issued"), Some("projects"));
+        assert_eq!(t.for_type("user.created"), None);
+    }
+}

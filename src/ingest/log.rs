@@ -1,0 +1,154 @@
+//! Recorded event logs (JSON Lines): replay into the store, resumable by line.
+//!
+//! The stored position of a file is the line and byte offset just past its last committed
+//! batch, with the SHA-256 of every byte before it. A replay resumes there only if the
+//! file still starts with those bytes; a different file at the same path is replayed from
+//! the top, which is harmless because applying events again changes nothing.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::push_message;
+use crate::events::Instant;
+use crate::store::{Batch, Store, StoreError};
+
+/// Errors of a replay.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Where a replay of one file stands.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FilePosition {
+    /// Lines consumed.
+    pub line: u64,
+    /// Bytes consumed.
+    pub byte: u64,
+    /// SHA-256 of those bytes.
+    pub prefix_sha256: [u8; 32],
+}
+
+/// What replaying one file did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FileSummary {
+    pub events: u64,
+    pub dead_letters: u64,
+    /// Lines skipped because an earlier replay had already committed them.
+    pub resumed_from_line: u64,
+}
+
+/// The source id of a file: its canonical path.
+pub fn source_id(path: &Path) -> String {
+    let canonical = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    format!("file:{}", canonical.display())
+}
+
+/// Replays one file in batches of `batch_size` lines, calling `progress` with the byte
+/// offset after each batch.
+pub fn replay_file(
+    store: &Store,
+    path: &Path,
+    batch_size: usize,
+    now: Instant,
+    mut progress: impl FnMut(u64),
+) -> Result<FileSummary, ReplayError> {
+    let io = |source| ReplayError::Io { path: path.display().to_string(), source };
+    let source = source_id(path);
+    let stored: Option<FilePosition> = store.position(&source)?.and_then(|b| bincode::deserialize(&b).ok());
+    let mut reader = BufReader::with_capacity(1 << 20, File::open(path).map_err(io)?);
+    let mut hasher = Sha256::new();
+    let mut pos = FilePosition { line: 0, byte: 0, prefix_sha256: [0; 32] };
+    let mut summary = FileSummary::default();
+
+    if let Some(s) = stored {
+        if prefix_matches(path, &s).map_err(io)? {
+            // Read through the prefix to continue hashing from where it ends.
+            let mut left = s.byte;
+            while left > 0 {
+                let buf = reader.fill_buf().map_err(io)?;
+                let n = (buf.len() as u64).min(left) as usize;
+                hasher.update(&buf[..n]);
+                reader.consume(n);
+                left -= n as u64;
+            }
+            summary.resumed_from_line = s.line;
+            pos = s;
+            progress(pos.byte);
+        } else {
+            tracing::warn!(file = %path.display(), "File differs from the one replayed before; replaying it from the top.");
+        }
+    }
+
+    let mut batch = Batch::default();
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let n = reader.read_until(b'\n', &mut line).map_err(io)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&line);
+        pos.line += 1;
+        pos.byte += n as u64;
+        let body = trim_line_end(&line);
+        if !is_blank(body) {
+            push_message(&mut batch, &source, pos.line, body, now);
+        }
+        if batch.len() >= batch_size {
+            summary.events += batch.events.len() as u64;
+            summary.dead_letters += batch.dead_letters.len() as u64;
+            commit(store, &mut batch, &source, &mut pos, &hasher)?;
+            progress(pos.byte);
+        }
+    }
+    summary.events += batch.events.len() as u64;
+    summary.dead_letters += batch.dead_letters.len() as u64;
+    commit(store, &mut batch, &source, &mut pos, &hasher)?;
+    progress(pos.byte);
+    Ok(summary)
+}
+
+fn commit(store: &Store, batch: &mut Batch, source: &str, pos: &mut FilePosition, hasher: &Sha256) -> Result<(), StoreError> {
+    pos.prefix_sha256 = hasher.clone().finalize().into();
+    batch.positions = vec![(source.to_owned(), bincode::serialize(&*pos).expect("serializable"))];
+    store.commit(batch)?;
+    *batch = Batch::default();
+    Ok(())
+}
+
+fn prefix_matches(path: &Path, s: &FilePosition) -> std::io::Result<bool> {
+    let mut f = BufReader::new(File::open(path)?);
+    let mut hasher = Sha256::new();
+    let mut left = s.byte;
+    while left > 0 {
+        let buf = f.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(false); // the file is shorter than what was replayed
+        }
+        let n = (buf.len() as u64).min(left) as usize;
+        hasher.update(&buf[..n]);
+        f.consume(n);
+        left -= n as u64;
+    }
+    Ok(<[u8; 32]>::from(hasher.finalize()) == s.prefix_sha256)
+}
+
+fn trim_line_end(line: &[u8]) -> &[u8] {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+/// A line of only white space is blank (contract §2.1); invalid UTF-8 never is.
+fn is_blank(line: &[u8]) -> bool {
+    std::str::from_utf8(line).is_ok_and(|s| s.trim().is_empty())
+}

@@ -1,0 +1,20 @@
+//! The `goatview` binary: parse the command line, set up logging, dispatch. The library
+//! holds everything else, so tests and benchmarks drive the same code.
+
+use clap::Parser;
+use goatview::cli::{Cli, Command};
+use goatview::cmd;
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    goatview::telemetry::init(&cli.log);
+    match cli.command {
+        Command::Replay(args) => cmd::replay::run(args, cli.now),
+        Command::DeadLetters(args) => cmd::dead_letters::run(args),
+        _ => anyhow::bail!("not built yet"),
+    }
+}
+
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()
+}

@@ -1,0 +1,177 @@
+//! Creator endpoints: creator-leaderboard, posting-consistency, creator-scatter, goal-compliance.
+
+use std::collections::BTreeMap;
+
+use redb::ReadTransaction;
+
+use super::*;
+use crate::events::{Goal, GoalMetric, id_to_string};
+use crate::state::{Reg, decode};
+use crate::state::videos::Sums;
+use crate::time::{Level, Period, local_date};
+
+/// Every tracked creator ranked by views in the period.
+pub fn creator_leaderboard(
+    rtxn: &ReadTransaction,
+    p: &ProjectView,
+    q: &CreatorLeaderboardParams,
+    now: Instant,
+) -> Result<Vec<CreatorRow>> {
+    let period = Period::days(p.tz, q.range.from, q.range.to);
+    let creators = tracked_creators(rtxn, p.id)?;
+    let sums = creator_sums(rtxn, p.id, &period)?;
+    let followers = rtxn.open_table(defs::followers)?;
+    let days = period_days(rtxn, p, &q.range, now)?;
+    let total_count = creators.len() as u64;
+    let mut rows = Vec::with_capacity(creators.len());
+    for (id, c) in creators {
+        let s = sums.get(&id).copied().unwrap_or_default();
+        let (follower_delta, growth_rate) = follower_change(&followers, p.id, id, &period)?;
+        let posts_per_week = match days {
+            Some(d) if d >= 1 => round2((s.posts * 7) as f64 / d as f64),
+            _ => 0.0,
+        };
+        rows.push(CreatorRow {
+            creator_id: id_to_string(&id),
+            tiktok_handle: c.tiktok_handle,
+            display_name: c.display_name,
+            avatar_url: c.avatar_url,
+            current_followers: c.follower_count,
+            follower_delta,
+            total_views: s.views,
+            posts_in_period: s.posts,
+            posts_per_week,
+            engagement_rate: engagement_rate(s.likes, s.comments, s.shares, s.views),
+            growth_rate,
+            total_count,
+        });
+    }
+    // Ids are compared as lowercase text, which is their byte order.
+    rows.sort_by(|a, b| b.total_views.cmp(&a.total_views).then_with(|| a.creator_id.cmp(&b.creator_id)));
+    Ok(rows.into_iter().skip(q.offset as usize).take(q.limit as usize).collect())
+}
+
+/// Days from `from` to `to` inclusive for posts_per_week: an open `from` is the local date
+/// of the earliest visible video (None if there is none), an open `to` is today.
+fn period_days(rtxn: &ReadTransaction, p: &ProjectView, r: &DateRange, now: Instant) -> Result<Option<i64>> {
+    let from = match r.from {
+        Some(d) => d,
+        None => {
+            let t = rtxn.open_table(defs::by_posted)?;
+            let first = t.range((p.id, i64::MIN, 0, ID_MIN)..=(p.id, i64::MAX, u32::MAX, ID_MAX))?.next().transpose()?;
+            match first {
+                Some((k, _)) => {
+                    let (_, s, n, _) = k.value();
+                    local_date(p.tz, Instant { secs: s, nanos: n })
+                }
+                None => return Ok(None),
+            }
+        }
+    };
+    let to = r.to.unwrap_or_else(|| today(p, now));
+    Ok(Some((to - from).num_days() + 1))
+}
+
+/// Posts per creator and local day, from quarter-hour buckets in the effective zone.
+pub fn posting_consistency(rtxn: &ReadTransaction, p: &ProjectView, q: &ConsistencyParams) -> Result<Vec<ConsistencyRow>> {
+    let period = Period::days(q.tz, q.range.from, q.range.to);
+    let Some((lo, hi)) = posted_quarters(rtxn, p.id)? else { return Ok(Vec::new()) };
+    let (s, e) = period.quarters(lo, hi);
+    let t = rtxn.open_table(defs::creator_buckets)?;
+    let l = Level::Quarter as u8;
+    let mut days: BTreeMap<(Id, chrono::NaiveDate), u64> = BTreeMap::new();
+    for entry in t.range((p.id, l, s, ID_MIN)..(p.id, l, e.max(s), ID_MIN))? {
+        let (k, v) = entry?;
+        let (_, _, quarter, creator) = k.value();
+        let day = local_date(q.tz, Instant { secs: quarter * crate::time::QUARTER_SECS, nanos: 0 });
+        *days.entry((creator, day)).or_default() += v.value().0;
+    }
+    Ok(days
+        .into_iter()
+        .map(|((c, day), n)| ConsistencyRow {
+            creator_id: id_to_string(&c),
+            day: day.format("%Y-%m-%d").to_string(),
+            post_count: n,
+        })
+        .collect())
+}
+
+/// Follower change against engagement, for creators that posted in the period.
+pub fn creator_scatter(rtxn: &ReadTransaction, p: &ProjectView, range: &DateRange) -> Result<Vec<ScatterRow>> {
+    let period = Period::days(p.tz, range.from, range.to);
+    let sums = creator_sums(rtxn, p.id, &period)?;
+    let creators = rtxn.open_table(defs::creators)?;
+    let followers = rtxn.open_table(defs::followers)?;
+    let mut ids: Vec<&Id> = sums.keys().collect();
+    ids.sort();
+    let mut rows = Vec::new();
+    for id in ids {
+        let s = sums[id];
+        let c = creator_profile(&creators, p.id, *id)?.ok_or_else(super::videos::missing)?;
+        let (follower_delta, _) = follower_change(&followers, p.id, *id, &period)?;
+        rows.push(ScatterRow {
+            creator_id: id_to_string(id),
+            tiktok_handle: c.tiktok_handle,
+            follower_delta,
+            engagement_rate: engagement_rate(s.likes, s.comments, s.shares, s.views),
+            posts_count: s.posts,
+        });
+    }
+    Ok(rows)
+}
+
+/// Creators kept by goal-compliance (the dashboard's cap).
+const GOAL_CREATORS: usize = 50;
+
+/// Status counts over the visible goals of the first 50 creators by id.
+pub fn goal_compliance(rtxn: &ReadTransaction, p: &ProjectView, now: Instant) -> Result<GoalCompliance> {
+    let goals = rtxn.open_table(defs::goals)?;
+    let creators = rtxn.open_table(defs::creators)?;
+    let buckets = rtxn.open_table(defs::creator_buckets)?;
+    let mut by_creator: BTreeMap<Id, Vec<Goal>> = BTreeMap::new();
+    for e in goals.range((p.id, ID_MIN)..=(p.id, ID_MAX))? {
+        if let Some(g) = decode::<Reg<Goal>>(e?.1.value())?.value {
+            by_creator.entry(g.creator_id).or_default().push(g);
+        }
+    }
+    let today = today(p, now);
+    let mut out = GoalCompliance { on_track: 0, at_risk: 0, missed: 0, total_goals: 0, creators_with_goals: 0 };
+    let mut kept = 0;
+    for (creator, goals) in by_creator {
+        if kept == GOAL_CREATORS {
+            break;
+        }
+        if creator_profile(&creators, p.id, creator)?.is_none() {
+            continue;
+        }
+        kept += 1;
+        out.creators_with_goals += 1;
+        for g in goals {
+            let period = Period::days(p.tz, Some(g.starts_on), Some(g.ends_on));
+            let mut s = Sums::default();
+            for (l, u) in period_units(rtxn, p.id, &period)? {
+                if let Some(v) = buckets.get((p.id, l as u8, u, creator))? {
+                    s.add(&Sums::from_row(v.value()));
+                }
+            }
+            let progress = match g.metric {
+                GoalMetric::Posts => s.posts as f64,
+                GoalMetric::Views => s.views as f64,
+            };
+            let total_days = (g.ends_on - g.starts_on).num_days() + 1;
+            let elapsed = ((today - g.starts_on).num_days() + 1).clamp(0, total_days);
+            let expected = g.target as f64 * elapsed as f64 / total_days as f64;
+            out.total_goals += 1;
+            if progress >= g.target as f64 {
+                out.on_track += 1; // completed
+            } else if today > g.ends_on {
+                out.missed += 1;
+            } else if progress >= expected {
+                out.on_track += 1;
+            } else {
+                out.at_risk += 1; // behind_pace or at_risk
+            }
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,388 @@
+//! Queries: the answer of every endpoint of contract §4, read from precomputed state.
+//!
+//! Each function takes a redb read transaction (a consistent snapshot that never waits
+//! for ingestion), a visible [`ProjectView`] and typed, already validated parameters.
+//! Its cost follows the time buckets and rows it reads for the answer, not the number of
+//! videos or events in the project. HTTP, auth and parameter parsing live in `api`.
+
+mod campaigns;
+mod creators;
+mod videos;
+
+pub use campaigns::{campaign_leaderboard, member_overlap};
+pub use creators::{creator_leaderboard, creator_scatter, goal_compliance, posting_consistency};
+pub use videos::{outliers, posting_heatmap, video_leaderboard, view_distribution};
+
+use chrono::NaiveDate;
+use chrono_tz::Tz;
+use redb::{ReadTransaction, ReadableTable};
+use serde::Serialize;
+
+use crate::events::{Id, Instant};
+use crate::state::{KeyInfo, ProjectInfo, Result, defs, get_present};
+
+/// A visible project, as a request sees it.
+#[derive(Clone, Debug)]
+pub struct ProjectView {
+    pub id: Id,
+    pub org_id: Id,
+    pub name: String,
+    pub tz: Tz,
+    /// Greatest `occurred_at` applied for the project.
+    pub last_event_at: Option<Instant>,
+}
+
+/// The project if it is visible (present register); `None` otherwise.
+pub fn project(rtxn: &ReadTransaction, id: Id) -> Result<Option<ProjectView>> {
+    let projects = rtxn.open_table(defs::projects)?;
+    let Some(info) = get_present::<_, ProjectInfo>(&projects, id)? else {
+        return Ok(None);
+    };
+    let meta = rtxn.open_table(defs::project_meta)?;
+    let last_event_at = meta.get(id)?.map(|g| {
+        let (secs, nanos) = g.value();
+        Instant { secs, nanos }
+    });
+    let tz = info.timezone.parse().unwrap_or(Tz::UTC);
+    Ok(Some(ProjectView { id, org_id: info.org_id, name: info.name, tz, last_event_at }))
+}
+
+/// The org of a visible API key whose SHA-256 is `hash`, if any (revoked and expired keys
+/// are not visible).
+pub fn api_key_org(rtxn: &ReadTransaction, hash: [u8; 32], now: Instant) -> Result<Option<Id>> {
+    let hashes = rtxn.open_table(defs::key_hashes)?;
+    let keys = rtxn.open_table(defs::api_keys)?;
+    for e in hashes.range((hash, [0u8; 16])..=(hash, [0xffu8; 16]))? {
+        let key_id = e?.0.value().1;
+        if let Some(k) = get_present::<_, KeyInfo>(&keys, key_id)?
+            && k.expires_at.is_none_or(|x| x > now)
+        {
+            return Ok(Some(k.org_id));
+        }
+    }
+    Ok(None)
+}
+
+/// `from`/`to` of a request: inclusive local dates, either side open.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DateRange {
+    pub from: Option<NaiveDate>,
+    pub to: Option<NaiveDate>,
+}
+
+/// Sort column of `video-leaderboard`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum VideoOrder {
+    #[default]
+    ViewCount,
+    LikeCount,
+    CommentCount,
+    ShareCount,
+    SaveCount,
+    PostedAt,
+}
+
+#[derive(Clone, Debug)]
+pub struct VideoLeaderboardParams {
+    pub range: DateRange,
+    pub order: VideoOrder,
+    pub limit: u64,
+    pub offset: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct HeatmapParams {
+    pub range: DateRange,
+    /// `tz` if given, else the project's zone.
+    pub tz: Tz,
+}
+
+#[derive(Clone, Debug)]
+pub struct ViewDistributionParams {
+    pub range: DateRange,
+    pub bin_count: u32,
+}
+
+#[derive(Clone, Debug)]
+pub struct OutliersParams {
+    pub range: DateRange,
+    pub min_x_multiple: f64,
+    pub limit: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct CreatorLeaderboardParams {
+    pub range: DateRange,
+    pub limit: u64,
+    pub offset: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct ConsistencyParams {
+    pub range: DateRange,
+    pub tz: Tz,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Dimension {
+    #[default]
+    Creator,
+    Video,
+}
+
+/// One item of `video-leaderboard`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct VideoRow {
+    pub video_id: String,
+    pub title: Option<String>,
+    pub thumbnail_url: Option<String>,
+    pub url: Option<String>,
+    pub view_count: u64,
+    pub like_count: u64,
+    pub comment_count: u64,
+    pub share_count: u64,
+    pub save_count: u64,
+    pub posted_at: String,
+    pub creator_id: String,
+    pub tiktok_handle: Option<String>,
+    pub display_name: Option<String>,
+    pub avatar_url: Option<String>,
+    pub total_count: u64,
+}
+
+/// One cell of `posting-heatmap`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct HeatmapCell {
+    pub dow: u32,
+    pub hour: u32,
+    pub post_count: u64,
+    pub avg_views: f64,
+}
+
+/// The answer of `view-distribution`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ViewDistribution {
+    pub total: u64,
+    pub min: Option<u64>,
+    pub max: Option<u64>,
+    pub p50: Option<u64>,
+    pub p75: Option<u64>,
+    pub p90: Option<u64>,
+    pub p99: Option<u64>,
+    pub bins: Vec<Bin>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Bin {
+    pub bin_index: u32,
+    pub bin_lower: u64,
+    pub bin_upper: u64,
+    pub video_count: u64,
+}
+
+/// One item of `outliers`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct OutlierRow {
+    pub video_id: String,
+    pub creator_id: String,
+    pub view_count: u64,
+    pub median_views: f64,
+    pub x_multiple: f64,
+    pub posted_at: String,
+    pub title: Option<String>,
+    pub thumbnail_url: Option<String>,
+    pub url: Option<String>,
+    pub tiktok_handle: Option<String>,
+    pub display_name: Option<String>,
+    pub avatar_url: Option<String>,
+}
+
+/// One item of `creator-leaderboard`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CreatorRow {
+    pub creator_id: String,
+    pub tiktok_handle: String,
+    pub display_name: Option<String>,
+    pub avatar_url: Option<String>,
+    pub current_followers: u64,
+    pub follower_delta: i64,
+    pub total_views: u128,
+    pub posts_in_period: u64,
+    pub posts_per_week: f64,
+    pub engagement_rate: f64,
+    pub growth_rate: f64,
+    pub total_count: u64,
+}
+
+/// One item of `posting-consistency`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ConsistencyRow {
+    pub creator_id: String,
+    pub day: String,
+    pub post_count: u64,
+}
+
+/// One item of `creator-scatter`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ScatterRow {
+    pub creator_id: String,
+    pub tiktok_handle: String,
+    pub follower_delta: i64,
+    pub engagement_rate: f64,
+    pub posts_count: u64,
+}
+
+/// The answer of `goal-compliance`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct GoalCompliance {
+    pub on_track: u64,
+    pub at_risk: u64,
+    pub missed: u64,
+    pub total_goals: u64,
+    pub creators_with_goals: u64,
+}
+
+/// One item of `campaign-leaderboard`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CampaignRow {
+    pub campaign_id: String,
+    pub name: String,
+    pub total_views: u128,
+    pub total_likes: u128,
+    pub video_count: u64,
+    pub creator_count: u64,
+    pub preview_thumbnail_url: Option<String>,
+    pub prior_views: u128,
+    pub views_delta: i128,
+    pub views_delta_pct: Option<i64>,
+}
+
+/// One item of `member-overlap`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct OverlapRow {
+    pub entity_id: String,
+    pub entity_label: Option<String>,
+    pub entity_avatar: Option<String>,
+    pub campaign_ids: Vec<String>,
+    pub campaign_names: Vec<String>,
+    pub campaign_count: u64,
+}
+
+/// round2 of contract §4.2: 2 decimals, half away from zero.
+pub fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+/// Engagement rate of a set of videos (contract §4.2).
+pub fn engagement_rate(likes: u128, comments: u128, shares: u128, views: u128) -> f64 {
+    if views == 0 { 0.0 } else { round2((likes + comments + shares) as f64 / views as f64 * 100.0) }
+}
+
+// ---- Shared read helpers ---------------------------------------------------------------
+
+use crate::events::{CreatorSnapshot, VideoSnapshot};
+use crate::state::videos::Sums;
+use crate::time::{Level, Period, decompose};
+
+pub(crate) const ID_MIN: Id = [0u8; 16];
+pub(crate) const ID_MAX: Id = [0xffu8; 16];
+
+/// The quarter range `[lo, hi)` holding every visible video's `posted_at`, or `None` when
+/// the project has none. Open period sides are clamped to it.
+pub(crate) fn posted_quarters(rtxn: &ReadTransaction, p: Id) -> Result<Option<(i64, i64)>> {
+    let t = rtxn.open_table(defs::by_posted)?;
+    let mut r = t.range((p, i64::MIN, 0, ID_MIN)..=(p, i64::MAX, u32::MAX, ID_MAX))?;
+    let first = r.next().transpose()?.map(|(k, _)| k.value());
+    let last = r.next_back().transpose()?.map(|(k, _)| k.value()).or(first);
+    Ok(match (first, last) {
+        (Some(f), Some(l)) => Some((
+            crate::time::quarter_of(Instant { secs: f.1, nanos: f.2 }),
+            crate::time::quarter_of(Instant { secs: l.1, nanos: l.2 }) + 1,
+        )),
+        _ => None,
+    })
+}
+
+/// The aligned bucket units covering a period (empty if the project has no videos).
+pub(crate) fn period_units(rtxn: &ReadTransaction, p: Id, period: &Period) -> Result<Vec<(Level, i64)>> {
+    let Some((lo, hi)) = posted_quarters(rtxn, p)? else { return Ok(Vec::new()) };
+    let (s, e) = period.quarters(lo, hi);
+    Ok(decompose(s, e))
+}
+
+/// Project-wide sums over a period.
+pub(crate) fn project_sums(rtxn: &ReadTransaction, p: Id, period: &Period) -> Result<Sums> {
+    let t = rtxn.open_table(defs::project_buckets)?;
+    let mut s = Sums::default();
+    for (l, u) in period_units(rtxn, p, period)? {
+        if let Some(g) = t.get((p, l as u8, u))? {
+            s.add(&Sums::from_row(g.value()));
+        }
+    }
+    Ok(s)
+}
+
+/// Per-creator sums over a period, for creators with at least one visible video in it.
+pub(crate) fn creator_sums(rtxn: &ReadTransaction, p: Id, period: &Period) -> Result<std::collections::HashMap<Id, Sums>> {
+    let t = rtxn.open_table(defs::creator_buckets)?;
+    let mut out: std::collections::HashMap<Id, Sums> = std::collections::HashMap::new();
+    for (l, u) in period_units(rtxn, p, period)? {
+        let l = l as u8;
+        for e in t.range((p, l, u, ID_MIN)..=(p, l, u, ID_MAX))? {
+            let (k, v) = e?;
+            out.entry(k.value().3).or_default().add(&Sums::from_row(v.value()));
+        }
+    }
+    Ok(out)
+}
+
+/// Present video record.
+pub(crate) fn video_record(t: &impl ReadableTable<(Id, Id), &'static [u8]>, p: Id, v: Id) -> Result<Option<VideoSnapshot>> {
+    get_present(t, (p, v))
+}
+
+/// Present creator profile.
+pub(crate) fn creator_profile(t: &impl ReadableTable<(Id, Id), &'static [u8]>, p: Id, c: Id) -> Result<Option<CreatorSnapshot>> {
+    get_present(t, (p, c))
+}
+
+/// Follower delta and growth rate of a creator over a period (contract §4.4).
+pub(crate) fn follower_change(
+    t: &impl ReadableTable<(Id, Id, i64, u32), &'static [u8]>,
+    p: Id,
+    c: Id,
+    period: &Period,
+) -> Result<(i64, f64)> {
+    let start = period.start.map_or((i64::MIN, 0), |s| (s.secs, s.nanos));
+    let mut r = match period.end {
+        Some(e) => t.range((p, c, start.0, start.1)..(p, c, e.secs, e.nanos))?,
+        None => t.range((p, c, start.0, start.1)..=(p, c, i64::MAX, u32::MAX))?,
+    };
+    let count = |g: redb::AccessGuard<'_, &'static [u8]>| -> Result<u64> {
+        Ok(crate::state::decode::<crate::state::Reg<u64>>(g.value())?.value.unwrap_or(0))
+    };
+    let Some((_, first)) = r.next().transpose()? else { return Ok((0, 0.0)) };
+    let first = count(first)?;
+    let Some((_, last)) = r.next_back().transpose()? else { return Ok((0, 0.0)) };
+    let delta = count(last)? as i64 - first as i64;
+    let growth = if first == 0 { 0.0 } else { round2(delta as f64 / first as f64 * 100.0) };
+    Ok((delta, growth))
+}
+
+/// All tracked creators of a project, by id.
+pub(crate) fn tracked_creators(rtxn: &ReadTransaction, p: Id) -> Result<Vec<(Id, CreatorSnapshot)>> {
+    let t = rtxn.open_table(defs::creators)?;
+    let mut out = Vec::new();
+    for e in t.range((p, ID_MIN)..=(p, ID_MAX))? {
+        let (k, v) = e?;
+        if let Some(c) = crate::state::decode::<crate::state::Reg<CreatorSnapshot>>(v.value())?.value {
+            out.push((k.value().1, c));
+        }
+    }
+    Ok(out)
+}
+
+/// Today in the project's zone.
+pub(crate) fn today(p: &ProjectView, now: Instant) -> NaiveDate {
+    crate::time::local_date(p.tz, now)
+}

@@ -1,0 +1,374 @@
+//! Video endpoints: video-leaderboard, posting-heatmap, view-distribution, outliers.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
+
+use redb::{ReadTransaction, ReadableTable};
+
+use super::*;
+use crate::state::videos::{Metric, hist_cell_high};
+use crate::time::{Level, Period, local_dow_hour};
+
+fn period(p: &ProjectView, r: &DateRange) -> Period {
+    Period::days(p.tz, r.from, r.to)
+}
+
+/// Visible videos posted in the period, sorted by `order`.
+///
+/// Two plans, chosen by cost: walk the period's slice of the posted_at index and sort it,
+/// or walk the global index of the sort column and skip videos outside the period. The
+/// second wins when the period holds a large share of the project's videos.
+pub fn video_leaderboard(rtxn: &ReadTransaction, p: &ProjectView, q: &VideoLeaderboardParams) -> Result<Vec<VideoRow>> {
+    let period = period(p, &q.range);
+    let total = project_sums(rtxn, p.id, &period)?.posts;
+    let need = q.offset.saturating_add(q.limit);
+    if total == 0 || q.offset >= total {
+        return Ok(Vec::new());
+    }
+    let by_posted = rtxn.open_table(defs::by_posted)?;
+    let (lo, hi) = posted_range(p.id, &period);
+    // (video, posted_at, counts) in answer order, `offset + limit` of them at most.
+    let mut picked: Vec<(Id, Instant)> = Vec::new();
+    match q.order {
+        VideoOrder::PostedAt => {
+            // Newest first; equal instants go to the smaller id, so sort each run.
+            let mut run: Vec<(Id, Instant)> = Vec::new();
+            for e in by_posted.range(lo..hi)?.rev() {
+                let (_, s, n, v) = e?.0.value();
+                let at = Instant { secs: s, nanos: n };
+                if run.last().is_some_and(|r| r.1 != at) {
+                    if picked.len() as u64 >= need {
+                        break;
+                    }
+                    run.sort();
+                    picked.append(&mut run);
+                }
+                run.push((v, at));
+            }
+            run.sort();
+            picked.append(&mut run);
+        }
+        order => {
+            let metric = match order {
+                VideoOrder::LikeCount => Metric::Likes,
+                VideoOrder::CommentCount => Metric::Comments,
+                VideoOrder::ShareCount => Metric::Shares,
+                VideoOrder::SaveCount => Metric::Saves,
+                _ => Metric::Views,
+            };
+            let all = project_sums(rtxn, p.id, &Period::ALL)?.posts;
+            // Expected entries read by the index walk vs the period slice.
+            let index_cost = (need as u128) * (all as u128) / (total as u128);
+            if index_cost <= total as u128 {
+                let by_metric = rtxn.open_table(defs::by_metric)?;
+                let m = metric as u8;
+                for e in by_metric.range((p.id, m, 0, ID_MIN)..=(p.id, m, u64::MAX, ID_MAX))? {
+                    let (k, v) = e?;
+                    let (s, n) = v.value();
+                    let at = Instant { secs: s, nanos: n };
+                    if period.contains(at) {
+                        picked.push((k.value().3, at));
+                        if picked.len() as u64 >= need {
+                            break;
+                        }
+                    }
+                }
+            } else {
+                let mut all_rows = Vec::new();
+                for e in by_posted.range(lo..hi)? {
+                    let (k, v) = e?;
+                    let (_, s, n, id) = k.value();
+                    let c = v.value();
+                    let value = [c.0, c.1, c.2, c.3, c.4][metric as usize];
+                    all_rows.push((Reverse(value), id, Instant { secs: s, nanos: n }));
+                }
+                all_rows.sort_unstable();
+                picked = all_rows.into_iter().take(need as usize).map(|(_, id, at)| (id, at)).collect();
+            }
+        }
+    }
+    let videos = rtxn.open_table(defs::videos)?;
+    let creators = rtxn.open_table(defs::creators)?;
+    let mut rows = Vec::new();
+    for (id, _) in picked.into_iter().skip(q.offset as usize).take(q.limit as usize) {
+        let v = video_record(&videos, p.id, id)?.ok_or_else(missing)?;
+        let c = creator_profile(&creators, p.id, v.creator_id)?.ok_or_else(missing)?;
+        rows.push(VideoRow {
+            video_id: crate::events::id_to_string(&id),
+            title: v.title,
+            thumbnail_url: v.thumbnail_url,
+            url: v.url,
+            view_count: v.counts.views,
+            like_count: v.counts.likes,
+            comment_count: v.counts.comments,
+            share_count: v.counts.shares,
+            save_count: v.counts.saves,
+            posted_at: v.posted_at.to_rfc3339(),
+            creator_id: crate::events::id_to_string(&v.creator_id),
+            tiktok_handle: Some(c.tiktok_handle),
+            display_name: c.display_name,
+            avatar_url: c.avatar_url,
+            total_count: total,
+        });
+    }
+    Ok(rows)
+}
+
+/// An index row without its record: the aggregates and registers disagree.
+pub(crate) fn missing() -> crate::state::StateError {
+    crate::state::StateError::Corrupt("aggregate row without a visible record".into())
+}
+
+type PostedKey = (Id, i64, u32, Id);
+
+/// Key bounds of `by_posted` for a period.
+fn posted_range(p: Id, period: &Period) -> (PostedKey, PostedKey) {
+    let lo = period.start.map_or((p, i64::MIN, 0, ID_MIN), |s| (p, s.secs, s.nanos, ID_MIN));
+    let hi = period.end.map_or((p, i64::MAX, u32::MAX, ID_MAX), |e| (p, e.secs, e.nanos, ID_MIN));
+    (lo, hi)
+}
+
+/// Post counts and mean views by local (day of week, hour), from quarter-hour buckets.
+pub fn posting_heatmap(rtxn: &ReadTransaction, p: &ProjectView, q: &HeatmapParams) -> Result<Vec<HeatmapCell>> {
+    let period = Period::days(q.tz, q.range.from, q.range.to);
+    let Some((lo, hi)) = posted_quarters(rtxn, p.id)? else { return Ok(Vec::new()) };
+    let (s, e) = period.quarters(lo, hi);
+    let t = rtxn.open_table(defs::project_buckets)?;
+    let mut cells: BTreeMap<(u32, u32), (u64, u128)> = BTreeMap::new();
+    let l = Level::Quarter as u8;
+    for entry in t.range((p.id, l, s)..(p.id, l, e.max(s)))? {
+        let (k, v) = entry?;
+        let quarter = k.value().2;
+        let at = Instant { secs: quarter * crate::time::QUARTER_SECS, nanos: 0 };
+        let sums = crate::state::videos::Sums::from_row(v.value());
+        let cell = cells.entry(local_dow_hour(q.tz, at)).or_default();
+        cell.0 += sums.posts;
+        cell.1 += sums.views;
+    }
+    Ok(cells
+        .into_iter()
+        .map(|((dow, hour), (n, views))| HeatmapCell {
+            dow,
+            hour,
+            post_count: n,
+            avg_views: round2(views as f64 / n as f64),
+        })
+        .collect())
+}
+
+/// Percentiles from the merged HDR cells of the period's buckets; total, min and max exact.
+pub fn view_distribution(rtxn: &ReadTransaction, p: &ProjectView, q: &ViewDistributionParams) -> Result<ViewDistribution> {
+    let period = period(p, &q.range);
+    let t = rtxn.open_table(defs::hist_cells)?;
+    let mut cells: BTreeMap<u64, u64> = BTreeMap::new();
+    for (l, u) in period_units(rtxn, p.id, &period)? {
+        let l = l as u8;
+        for e in t.range((p.id, l, u, 0)..=(p.id, l, u, u64::MAX))? {
+            let (k, v) = e?;
+            *cells.entry(k.value().3).or_default() += v.value();
+        }
+    }
+    let total: u64 = cells.values().sum();
+    let (Some((&low_cell, _)), Some((&high_cell, _))) = (cells.first_key_value(), cells.last_key_value()) else {
+        return Ok(ViewDistribution {
+            total: 0,
+            min: None,
+            max: None,
+            p50: None,
+            p75: None,
+            p90: None,
+            p99: None,
+            bins: Vec::new(),
+        });
+    };
+    let min = exact_extreme(rtxn, p.id, &period, low_cell, true)?;
+    let max = exact_extreme(rtxn, p.id, &period, high_cell, false)?;
+    let percentile = |pct: u64| -> u64 {
+        let rank = (pct * total).div_ceil(100).max(1);
+        let mut seen = 0;
+        for (&cell, &n) in &cells {
+            seen += n;
+            if seen >= rank {
+                return hist_cell_high(cell).clamp(min, max);
+            }
+        }
+        max
+    };
+    let bc = u64::from(q.bin_count);
+    let w = (max - min) as f64 / bc as f64;
+    let mut bins: Vec<Bin> = (0..q.bin_count)
+        .map(|i| Bin {
+            bin_index: i,
+            bin_lower: min + (f64::from(i) * w).round() as u64,
+            bin_upper: min + (f64::from(i + 1) * w).round() as u64,
+            video_count: 0,
+        })
+        .collect();
+    for (&cell, &n) in &cells {
+        // A cell spans at most 0.1% of its values, so placing it by one representative
+        // misplaces only values within 0.1% of a bin edge (contract §4.3).
+        let v = cell.clamp(min, max);
+        let i = if w == 0.0 { 0 } else { (((v - min) as f64 / w).floor() as u64).min(bc - 1) };
+        bins[i as usize].video_count += n;
+    }
+    Ok(ViewDistribution {
+        total,
+        min: Some(min),
+        max: Some(max),
+        p50: Some(percentile(50)),
+        p75: Some(percentile(75)),
+        p90: Some(percentile(90)),
+        p99: Some(percentile(99)),
+        bins,
+    })
+}
+
+/// The exact smallest (or largest) view count in the period, knowing the HDR cell it is
+/// in: only the videos of that one cell (0.1% wide) are read.
+fn exact_extreme(rtxn: &ReadTransaction, p: Id, period: &Period, cell: u64, smallest: bool) -> Result<u64> {
+    let high = hist_cell_high(cell);
+    if high == cell {
+        return Ok(cell);
+    }
+    let t = rtxn.open_table(defs::by_metric)?;
+    let m = Metric::Views as u8;
+    // Keys hold !views: ascending keys are descending views.
+    let range = t.range((p, m, !high, ID_MIN)..=(p, m, !cell, ID_MAX))?;
+    let pick = |e: redb::Result<(redb::AccessGuard<'_, (Id, u8, u64, Id)>, redb::AccessGuard<'_, (i64, u32)>)>| {
+        e.map(|(k, v)| {
+            let (s, n) = v.value();
+            period.contains(Instant { secs: s, nanos: n }).then_some(!k.value().2)
+        })
+    };
+    let found = if smallest {
+        range.rev().map(pick).find_map(|r| r.transpose())
+    } else {
+        range.map(pick).find_map(|r| r.transpose())
+    };
+    Ok(found.transpose()?.unwrap_or(cell))
+}
+
+/// Videos that beat their creator's median views by `min_x_multiple`, best first.
+///
+/// Each creator's videos are stored by views descending, so per creator the ratio only
+/// falls along the index; a heap merges the creators and stops at `limit` or at the
+/// first ratio below the threshold.
+pub fn outliers(rtxn: &ReadTransaction, p: &ProjectView, q: &OutliersParams) -> Result<Vec<OutlierRow>> {
+    let period = period(p, &q.range);
+    let medians = rtxn.open_table(defs::creator_median)?;
+    let views = rtxn.open_table(defs::creator_views)?;
+    let mut streams = Vec::new();
+    let mut heap = BinaryHeap::new();
+    for e in medians.range((p.id, ID_MIN)..=(p.id, ID_MAX))? {
+        let (k, v) = e?;
+        let creator = k.value().1;
+        let (n, a, b) = v.value();
+        let median = median_of(&views, p.id, creator, n, (a, b))?;
+        if median <= 0.0 {
+            continue;
+        }
+        let mut stream = views.range((p.id, creator, 0, ID_MIN)..=(p.id, creator, u64::MAX, ID_MAX))?;
+        if let Some(head) = next_candidate(&mut stream, median)? {
+            heap.push(Candidate { head, stream: streams.len(), median, creator });
+        }
+        streams.push(stream);
+    }
+    let mut rows = Vec::new();
+    let videos = rtxn.open_table(defs::videos)?;
+    let creators = rtxn.open_table(defs::creators)?;
+    while let Some(Candidate { head, stream, median, creator }) = heap.pop() {
+        if head.ratio < q.min_x_multiple {
+            break;
+        }
+        if period.contains(head.posted) {
+            let v = video_record(&videos, p.id, head.video)?.ok_or_else(missing)?;
+            let c = creator_profile(&creators, p.id, creator)?.ok_or_else(missing)?;
+            rows.push(OutlierRow {
+                video_id: crate::events::id_to_string(&head.video),
+                creator_id: crate::events::id_to_string(&creator),
+                view_count: head.views,
+                median_views: median,
+                x_multiple: round2(head.ratio),
+                posted_at: head.posted.to_rfc3339(),
+                title: v.title,
+                thumbnail_url: v.thumbnail_url,
+                url: v.url,
+                tiktok_handle: Some(c.tiktok_handle),
+                display_name: c.display_name,
+                avatar_url: c.avatar_url,
+            });
+            if rows.len() as u64 >= q.limit {
+                break;
+            }
+        }
+        if let Some(next) = next_candidate(&mut streams[stream], median)? {
+            heap.push(Candidate { head: next, stream, median, creator });
+        }
+    }
+    Ok(rows)
+}
+
+type ViewsRange<'a> = redb::Range<'a, (Id, Id, u64, Id), (i64, u32)>;
+
+/// The median of a creator's visible view counts, from the stored lower-middle key.
+pub(crate) fn median_of(
+    views: &impl ReadableTable<(Id, Id, u64, Id), (i64, u32)>,
+    p: Id,
+    creator: Id,
+    n: u64,
+    lower_middle: (u64, Id),
+) -> Result<f64> {
+    let a = !lower_middle.0;
+    if n % 2 == 1 {
+        return Ok(a as f64);
+    }
+    let mut r = views.range((p, creator, lower_middle.0, lower_middle.1)..=(p, creator, u64::MAX, ID_MAX))?;
+    r.next().transpose()?;
+    let b = r.next().transpose()?.map(|(k, _)| !k.value().2).ok_or_else(missing)?;
+    Ok((u128::from(a) + u128::from(b)) as f64 / 2.0)
+}
+
+struct Head {
+    ratio: f64,
+    views: u64,
+    video: Id,
+    posted: Instant,
+}
+
+struct Candidate {
+    head: Head,
+    stream: usize,
+    median: f64,
+    creator: Id,
+}
+
+fn next_candidate(stream: &mut ViewsRange<'_>, median: f64) -> Result<Option<Head>> {
+    Ok(stream.next().transpose()?.map(|(k, v)| {
+        let (_, _, nv, video) = k.value();
+        let (s, n) = v.value();
+        let views = !nv;
+        Head { ratio: views as f64 / median, views, video, posted: Instant { secs: s, nanos: n } }
+    }))
+}
+
+// Max-heap order: ratio desc, then view_count desc, then video_id asc.
+impl Ord for Candidate {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        self.head
+            .ratio
+            .total_cmp(&o.head.ratio)
+            .then(self.head.views.cmp(&o.head.views))
+            .then(o.head.video.cmp(&self.head.video))
+    }
+}
+impl PartialOrd for Candidate {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl PartialEq for Candidate {
+    fn eq(&self, o: &Self) -> bool {
+        self.cmp(o).is_eq()
+    }
+}
+impl Eq for Candidate {}

@@ -1,0 +1,177 @@
+//! Campaigns: nested resolution and direct-membership overlap.
+//!
+//! A root campaign's resolved videos are the visible videos that are direct members, or
+//! whose creator is, of the root or of any visible campaign reachable from it through
+//! campaign items (contract §4.5). Aggregates are kept per root; a video knows its roots
+//! by walking *up* from its direct memberships, which visits each campaign once, so
+//! cycles end there.
+
+use std::collections::{BTreeSet, VecDeque};
+
+use redb::ReadableTable;
+
+use super::tables::Tables;
+use super::{Reg, Result, add_count, encode, get_present, get_reg, item_dim, videos};
+use crate::events::{Id, ItemType, Stamp};
+
+const ID_MIN: Id = [0u8; 16];
+const ID_MAX: Id = [0xffu8; 16];
+
+pub fn campaign_visible(t: &impl ReadableTable<(Id, Id), &'static [u8]>, p: Id, c: Id) -> Result<bool> {
+    Ok(get_present::<_, String>(t, (p, c))?.is_some())
+}
+
+/// Campaigns that directly contain `item` (membership currently in).
+pub fn containing(t: &impl ReadableTable<(Id, u8, Id, Id), ()>, p: Id, kind: ItemType, item: Id) -> Result<Vec<Id>> {
+    let k = kind as u8;
+    t.range((p, k, item, ID_MIN)..=(p, k, item, ID_MAX))?.map(|e| Ok(e?.0.value().3)).collect()
+}
+
+/// Items of one type that are currently direct members of campaign `c`.
+pub fn members(t: &impl ReadableTable<(Id, Id, u8, Id), &'static [u8]>, p: Id, c: Id, kind: ItemType) -> Result<Vec<Id>> {
+    let k = kind as u8;
+    let mut out = Vec::new();
+    for e in t.range((p, c, k, ID_MIN)..=(p, c, k, ID_MAX))? {
+        let (key, val) = e?;
+        if super::decode::<Reg<()>>(val.value())?.value.is_some() {
+            out.push(key.value().3);
+        }
+    }
+    Ok(out)
+}
+
+/// Root campaigns whose resolved videos would include a visible `video` of `creator`.
+pub fn roots_of_video(t: &Tables, p: Id, video: Id, creator: Id) -> Result<BTreeSet<Id>> {
+    let mut seen: BTreeSet<Id> = containing(&t.members_by_item, p, ItemType::Video, video)?.into_iter().collect();
+    seen.extend(containing(&t.members_by_item, p, ItemType::Creator, creator)?);
+    let mut queue: VecDeque<Id> = seen.iter().copied().collect();
+    while let Some(c) = queue.pop_front() {
+        // A nested campaign passes its videos up only while it is visible.
+        if !campaign_visible(&t.campaigns, p, c)? {
+            continue;
+        }
+        for parent in containing(&t.members_by_item, p, ItemType::Campaign, c)? {
+            if seen.insert(parent) {
+                queue.push_back(parent);
+            }
+        }
+    }
+    Ok(seen)
+}
+
+/// Present videos under campaign `c` (direct, through creators, through visible nested
+/// campaigns): every video whose roots can change when `c`'s visibility or an edge into
+/// `c` changes.
+fn videos_under(t: &Tables, p: Id, c: Id) -> Result<BTreeSet<Id>> {
+    let mut seen = BTreeSet::from([c]);
+    let mut queue = VecDeque::from([c]);
+    let mut out = BTreeSet::new();
+    while let Some(x) = queue.pop_front() {
+        out.extend(members(&t.memberships, p, x, ItemType::Video)?);
+        for creator in members(&t.memberships, p, x, ItemType::Creator)? {
+            out.extend(videos::videos_of_creator(t, p, creator)?);
+        }
+        for child in members(&t.memberships, p, x, ItemType::Campaign)? {
+            if campaign_visible(&t.campaigns, p, child)? && seen.insert(child) {
+                queue.push_back(child);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Writes a campaign register (upsert or delete).
+pub fn set_campaign(t: &mut Tables, p: Id, stamp: Stamp, c: Id, name: Option<String>) -> Result<()> {
+    let old = get_reg::<_, String>(&t.campaigns, (p, c))?;
+    if old.as_ref().is_some_and(|r| r.stamp >= stamp) {
+        return Ok(());
+    }
+    let was = old.is_some_and(|r| r.value.is_some());
+    let now = name.is_some();
+    let write = |t: &mut Tables| -> Result<()> {
+        t.campaigns.insert((p, c), encode(&Reg { stamp, value: name }).as_slice())?;
+        Ok(())
+    };
+    if was == now {
+        return write(t); // a rename: names are read at request time
+    }
+    let affected = videos_under(t, p, c)?;
+    videos::refresh(t, p, &affected, write)?;
+    let delta = if now { 1 } else { -1 };
+    for kind in [ItemType::Creator, ItemType::Video] {
+        for item in members(&t.memberships, p, c, kind)? {
+            overlap_count(t, p, kind, item, delta)?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes a membership register (item added or removed).
+pub fn set_member(t: &mut Tables, p: Id, stamp: Stamp, c: Id, kind: ItemType, item: Id, member: bool) -> Result<()> {
+    let key = (p, c, kind as u8, item);
+    let old = get_reg::<_, ()>(&t.memberships, key)?;
+    if old.as_ref().is_some_and(|r| r.stamp >= stamp) {
+        return Ok(());
+    }
+    let was = old.is_some_and(|r| r.value.is_some());
+    let write = |t: &mut Tables| -> Result<()> {
+        t.memberships.insert(key, encode(&Reg { stamp, value: member.then_some(()) }).as_slice())?;
+        if member {
+            t.members_by_item.insert((p, kind as u8, item, c), ())?;
+        } else {
+            t.members_by_item.remove((p, kind as u8, item, c))?;
+        }
+        Ok(())
+    };
+    if was == member {
+        return write(t);
+    }
+    let affected = match kind {
+        ItemType::Video => BTreeSet::from([item]),
+        ItemType::Creator => videos::videos_of_creator(t, p, item)?,
+        ItemType::Campaign => videos_under(t, p, item)?,
+    };
+    videos::refresh(t, p, &affected, write)?;
+    if kind != ItemType::Campaign && campaign_visible(&t.campaigns, p, c)? {
+        overlap_count(t, p, kind, item, if member { 1 } else { -1 })?;
+    }
+    Ok(())
+}
+
+/// Whether an entity counts in member-overlap: a tracked creator or a visible video.
+fn entity_visible(t: &Tables, p: Id, kind: ItemType, id: Id) -> Result<bool> {
+    match kind {
+        ItemType::Creator => videos::creator_tracked(t, p, id),
+        _ => Ok(videos::observe(t, p, id)?.is_some()),
+    }
+}
+
+/// Changes how many visible campaigns directly contain an entity.
+fn overlap_count(t: &mut Tables, p: Id, kind: ItemType, id: Id, delta: i64) -> Result<()> {
+    let d = item_dim(kind);
+    let old = add_count(&mut t.overlap_count, (p, d, id), delta)?;
+    if entity_visible(t, p, kind, id)? {
+        if old > 0 {
+            t.overlap_rank.remove((p, d, !old, id))?;
+        }
+        let new = old.saturating_add_signed(delta);
+        if new > 0 {
+            t.overlap_rank.insert((p, d, !new, id), ())?;
+        }
+    }
+    Ok(())
+}
+
+/// An entity became visible or hidden: show or hide its overlap row.
+pub fn overlap_visibility(t: &mut Tables, p: Id, kind: ItemType, id: Id, visible: bool) -> Result<()> {
+    let d = item_dim(kind);
+    let count = t.overlap_count.get((p, d, id))?.map_or(0, |g| g.value());
+    if count > 0 {
+        if visible {
+            t.overlap_rank.insert((p, d, !count, id), ())?;
+        } else {
+            t.overlap_rank.remove((p, d, !count, id))?;
+        }
+    }
+    Ok(())
+}

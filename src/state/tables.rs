@@ -1,0 +1,122 @@
+//! Every redb table, in one place, with its key layout.
+//!
+//! Ids are 16-byte arrays (`P` a project, `Id` anything else). Orders that read
+//! "descending" are stored ascending on the complement (`!value`), so a forward scan yields
+//! them in answer order with ties going to the smaller id.
+
+use redb::{TableDefinition, WriteTransaction};
+
+use crate::events::{Id, KeyHash};
+
+type P = Id;
+type Bytes = &'static [u8];
+/// (posts, views, likes, comments, shares) of some set of visible videos.
+pub type SumsRow = (u64, u128, u128, u128, u128);
+/// A posted_at instant as (seconds, nanoseconds).
+pub type At = (i64, u32);
+
+macro_rules! tables {
+    ($($(#[$doc:meta])* $field:ident: $K:ty => $V:ty;)*) => {
+        /// Table definitions, named after their field in [`Tables`].
+        pub mod defs {
+            use super::*;
+            $($(#[$doc])* #[allow(non_upper_case_globals)]
+            pub const $field: TableDefinition<'static, $K, $V> = TableDefinition::new(stringify!($field));)*
+        }
+
+        /// All tables, opened once per write transaction.
+        pub struct Tables<'txn> {
+            $(pub $field: redb::Table<'txn, $K, $V>,)*
+        }
+
+        impl<'txn> Tables<'txn> {
+            pub fn open(txn: &'txn WriteTransaction) -> Result<Self, redb::TableError> {
+                Ok(Tables { $($field: txn.open_table(defs::$field)?,)* })
+            }
+        }
+
+        /// Every row of every state table (not ingestion bookkeeping), as text: two stores
+        /// hold the same state exactly when their dumps are equal.
+        pub fn dump_state(rtxn: &redb::ReadTransaction) -> Result<Vec<String>, super::StateError> {
+            use redb::ReadableTable;
+            let mut out = Vec::new();
+            $(
+                if !BOOKKEEPING.contains(&stringify!($field)) {
+                    let t = rtxn.open_table(defs::$field)?;
+                    for e in t.iter()? {
+                        let (k, v) = e?;
+                        out.push(format!("{} {:?} {:?}", stringify!($field), k.value(), v.value()));
+                    }
+                }
+            )*
+            Ok(out)
+        }
+    };
+}
+
+/// Tables that record how state was ingested rather than what it is.
+const BOOKKEEPING: [&str; 3] = ["positions", "dead_letters", "counters"];
+
+tables! {
+    // ---- Registers (contract §2.3): bincode `Reg<T>` values -------------------------
+    /// (project, video) → Reg<VideoSnapshot>
+    videos: (P, Id) => Bytes;
+    /// (project, creator) → Reg<CreatorSnapshot>
+    creators: (P, Id) => Bytes;
+    /// (project, creator, occurred_at) → Reg<u64 follower_count>
+    followers: (P, Id, i64, u32) => Bytes;
+    /// (project, goal) → Reg<Goal>
+    goals: (P, Id) => Bytes;
+    /// (project, campaign) → Reg<String name>
+    campaigns: (P, Id) => Bytes;
+    /// (project, campaign, item_type, item) → Reg<()> (present = member)
+    memberships: (P, Id, u8, Id) => Bytes;
+    /// project → Reg<ProjectInfo>
+    projects: P => Bytes;
+    /// key_id → Reg<KeyInfo>
+    api_keys: Id => Bytes;
+
+    // ---- Indexes over registers -----------------------------------------------------
+    /// (sha256, key_id) of every present API key.
+    key_hashes: (KeyHash, Id) => ();
+    /// (project, creator, video) of every present video record, tracked creator or not.
+    videos_by_creator: (P, Id, Id) => ();
+    /// (project, item_type, item, campaign) for every membership that is currently in.
+    members_by_item: (P, u8, Id, Id) => ();
+    /// project → greatest occurred_at applied.
+    project_meta: P => At;
+
+    // ---- Aggregates over visible videos ---------------------------------------------
+    /// (project, posted_at, video) of visible videos → their (views, likes, comments, shares, saves).
+    by_posted: (P, i64, u32, Id) => (u64, u64, u64, u64, u64);
+    /// (project, metric, !value, video) of visible videos → posted_at.
+    by_metric: (P, u8, u64, Id) => At;
+    /// (project, creator, !views, video) of visible videos → posted_at.
+    creator_views: (P, Id, u64, Id) => At;
+    /// (project, creator) → (number of visible videos, lower-middle key (!views, video)).
+    creator_median: (P, Id) => (u64, u64, Id);
+    /// (project, level, unit) → sums.
+    project_buckets: (P, u8, i64) => SumsRow;
+    /// (project, level, unit, creator) → sums.
+    creator_buckets: (P, u8, i64, Id) => SumsRow;
+    /// (project, level, unit, HDR cell lowest value) → number of videos.
+    hist_cells: (P, u8, i64, u64) => u64;
+    /// (project, root campaign, level, unit) → sums over its resolved videos.
+    campaign_buckets: (P, Id, u8, i64) => SumsRow;
+    /// (project, root campaign, level, unit, creator) → number of its resolved videos.
+    campaign_creators: (P, Id, u8, i64, Id) => u64;
+    /// (project, root campaign, level, unit, !views, video) of its resolved videos.
+    campaign_top: (P, Id, u8, i64, u64, Id) => ();
+    /// (project, item_type, entity) → number of visible campaigns it is a direct member of.
+    overlap_count: (P, u8, Id) => u64;
+    /// (project, item_type, !count, entity) for visible entities with count > 0.
+    overlap_rank: (P, u8, u64, Id) => ();
+
+    // ---- Ingestion bookkeeping --------------------------------------------------------
+    /// source → position (bincode `SourcePosition`), written with the state it produced.
+    positions: &'static str => Bytes;
+    /// (source, position) → bincode `DeadLetter`.
+    dead_letters: (&'static str, u64) => Bytes;
+    /// counter name → value.
+    counters: &'static str => u64;
+}

@@ -1,0 +1,331 @@
+//! Video and creator registers, and the contribution of each visible video to aggregates.
+
+use std::collections::BTreeSet;
+
+use redb::ReadableTable;
+
+use super::tables::{SumsRow, Tables};
+use super::{Reg, Result, StateError, add_count, campaigns, encode, get_present, get_reg};
+use crate::events::{Counts, CreatorSnapshot, Id, Instant, ItemType, Stamp, VideoSnapshot};
+use crate::time::{Level, quarter_of, unit_of};
+
+/// The sortable count columns, as stored in `by_metric`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Metric {
+    Views = 0,
+    Likes = 1,
+    Comments = 2,
+    Shares = 3,
+    Saves = 4,
+}
+
+impl Metric {
+    pub const ALL: [Metric; 5] = [Metric::Views, Metric::Likes, Metric::Comments, Metric::Shares, Metric::Saves];
+
+    pub fn of(self, c: &Counts) -> u64 {
+        match self {
+            Metric::Views => c.views,
+            Metric::Likes => c.likes,
+            Metric::Comments => c.comments,
+            Metric::Shares => c.shares,
+            Metric::Saves => c.saves,
+        }
+    }
+}
+
+/// Sums over a set of visible videos.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Sums {
+    pub posts: u64,
+    pub views: u128,
+    pub likes: u128,
+    pub comments: u128,
+    pub shares: u128,
+}
+
+impl Sums {
+    pub fn of(c: &Counts) -> Sums {
+        Sums {
+            posts: 1,
+            views: c.views.into(),
+            likes: c.likes.into(),
+            comments: c.comments.into(),
+            shares: c.shares.into(),
+        }
+    }
+
+    pub fn from_row(r: SumsRow) -> Sums {
+        Sums { posts: r.0, views: r.1, likes: r.2, comments: r.3, shares: r.4 }
+    }
+
+    pub fn row(&self) -> SumsRow {
+        (self.posts, self.views, self.likes, self.comments, self.shares)
+    }
+
+    pub fn add(&mut self, o: &Sums) {
+        self.posts += o.posts;
+        self.views += o.views;
+        self.likes += o.likes;
+        self.comments += o.comments;
+        self.shares += o.shares;
+    }
+
+    fn sub(&mut self, o: &Sums) -> Result<()> {
+        let under = || StateError::Corrupt("sums underflow".into());
+        self.posts = self.posts.checked_sub(o.posts).ok_or_else(under)?;
+        self.views = self.views.checked_sub(o.views).ok_or_else(under)?;
+        self.likes = self.likes.checked_sub(o.likes).ok_or_else(under)?;
+        self.comments = self.comments.checked_sub(o.comments).ok_or_else(under)?;
+        self.shares = self.shares.checked_sub(o.shares).ok_or_else(under)?;
+        Ok(())
+    }
+}
+
+/// What a visible video contributes: everything an aggregate reads of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Facts {
+    pub video: Id,
+    pub creator: Id,
+    pub posted: Instant,
+    pub counts: Counts,
+    /// Root campaigns whose resolved videos include this one.
+    pub campaigns: BTreeSet<Id>,
+}
+
+/// The contribution of a video now: `None` unless it is visible (contract §2.4).
+pub fn observe(t: &Tables, p: Id, video: Id) -> Result<Option<Facts>> {
+    let Some(v) = get_present::<_, VideoSnapshot>(&t.videos, (p, video))? else {
+        return Ok(None);
+    };
+    if !creator_tracked(t, p, v.creator_id)? {
+        return Ok(None);
+    }
+    Ok(Some(Facts {
+        video,
+        creator: v.creator_id,
+        posted: v.posted_at,
+        counts: v.counts,
+        campaigns: campaigns::roots_of_video(t, p, video, v.creator_id)?,
+    }))
+}
+
+pub fn creator_tracked(t: &Tables, p: Id, creator: Id) -> Result<bool> {
+    Ok(get_present::<_, CreatorSnapshot>(&t.creators, (p, creator))?.is_some())
+}
+
+/// Runs `mutate` (a register write), then moves the contribution of each video in
+/// `affected` from what it was before to what it is after. `affected` must hold every
+/// video whose contribution `mutate` can change.
+pub fn refresh(
+    t: &mut Tables,
+    p: Id,
+    affected: &BTreeSet<Id>,
+    mutate: impl FnOnce(&mut Tables) -> Result<()>,
+) -> Result<()> {
+    let before = affected.iter().map(|&v| observe(t, p, v)).collect::<Result<Vec<_>>>()?;
+    mutate(t)?;
+    for (&v, old) in affected.iter().zip(before) {
+        let new = observe(t, p, v)?;
+        if new == old {
+            continue;
+        }
+        if let Some(old) = &old {
+            contribute(t, p, old, false)?;
+        }
+        if let Some(new) = &new {
+            contribute(t, p, new, true)?;
+        }
+        if old.is_some() != new.is_some() {
+            campaigns::overlap_visibility(t, p, ItemType::Video, v, new.is_some())?;
+        }
+    }
+    Ok(())
+}
+
+/// Adds (`add`) or retracts a visible video's contribution to every aggregate.
+fn contribute(t: &mut Tables, p: Id, f: &Facts, add: bool) -> Result<()> {
+    let at = (f.posted.secs, f.posted.nanos);
+    let c = &f.counts;
+    if add {
+        t.by_posted.insert((p, at.0, at.1, f.video), (c.views, c.likes, c.comments, c.shares, c.saves))?;
+        for m in Metric::ALL {
+            t.by_metric.insert((p, m as u8, !m.of(c), f.video), at)?;
+        }
+    } else {
+        t.by_posted.remove((p, at.0, at.1, f.video))?;
+        for m in Metric::ALL {
+            t.by_metric.remove((p, m as u8, !m.of(c), f.video))?;
+        }
+    }
+    median_update(t, p, f.creator, (!c.views, f.video), at, add)?;
+
+    let sums = Sums::of(c);
+    let delta = if add { 1 } else { -1 };
+    let cell = hist_cell(c.views);
+    let q = quarter_of(f.posted);
+    for level in Level::ALL {
+        let (l, u) = (level as u8, unit_of(level, q));
+        add_sums(&mut t.project_buckets, (p, l, u), &sums, add)?;
+        add_sums(&mut t.creator_buckets, (p, l, u, f.creator), &sums, add)?;
+        add_count(&mut t.hist_cells, (p, l, u, cell), delta)?;
+        for &root in &f.campaigns {
+            add_sums(&mut t.campaign_buckets, (p, root, l, u), &sums, add)?;
+            add_count(&mut t.campaign_creators, (p, root, l, u, f.creator), delta)?;
+            if add {
+                t.campaign_top.insert((p, root, l, u, !c.views, f.video), ())?;
+            } else {
+                t.campaign_top.remove((p, root, l, u, !c.views, f.video))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn add_sums<'k, K: redb::Key + 'static>(
+    table: &mut redb::Table<K, SumsRow>,
+    key: K::SelfType<'k>,
+    s: &Sums,
+    add: bool,
+) -> Result<()>
+where
+    K::SelfType<'k>: Clone,
+{
+    let mut cur = table.get(key.clone())?.map_or_else(Sums::default, |g| Sums::from_row(g.value()));
+    if add { cur.add(s) } else { cur.sub(s)? }
+    if cur.posts == 0 {
+        table.remove(key)?;
+    } else {
+        table.insert(key, cur.row())?;
+    }
+    Ok(())
+}
+
+/// The HDR histogram with 3 significant digits over the whole count range (contract §4.3).
+pub fn hdr_template() -> hdrhistogram::Histogram<u64> {
+    hdrhistogram::Histogram::new_with_bounds(1, u64::MAX / 2, 3).expect("valid HDR bounds")
+}
+
+thread_local! {
+    static HDR: hdrhistogram::Histogram<u64> = hdr_template();
+}
+
+/// The HDR cell of a view count: the lowest value it shares a bucket with.
+pub fn hist_cell(views: u64) -> u64 {
+    HDR.with(|h| h.lowest_equivalent(views))
+}
+
+/// The largest value in the HDR cell starting at `cell`.
+pub fn hist_cell_high(cell: u64) -> u64 {
+    HDR.with(|h| h.highest_equivalent(cell))
+}
+
+/// Keeps a creator's median in step: `creator_median` points at the lower-middle entry of
+/// `creator_views` and moves at most one step per insert or removal, so a median costs
+/// O(log n) to maintain and O(1) to read, however many videos the creator has.
+fn median_update(t: &mut Tables, p: Id, creator: Id, x: (u64, Id), at: (i64, u32), add: bool) -> Result<()> {
+    let cur = t.creator_median.get((p, creator))?.map(|g| g.value());
+    let (n, m) = cur.map_or((0, x), |(n, a, b)| (n, (a, b)));
+    let key = |k: (u64, Id)| (p, creator, k.0, k.1);
+    let lo = (p, creator, 0u64, [0u8; 16]);
+    let hi = (p, creator, u64::MAX, [0xffu8; 16]);
+    let pred = |t: &Tables, k: (u64, Id)| -> Result<(u64, Id)> {
+        let (g, _) = t.creator_views.range(lo..key(k))?.next_back().transpose()?.ok_or_else(median_lost)?;
+        let (_, _, a, b) = g.value();
+        Ok((a, b))
+    };
+    let succ = |t: &Tables, k: (u64, Id)| -> Result<(u64, Id)> {
+        let mut r = t.creator_views.range(key(k)..=hi)?;
+        while let Some(e) = r.next() {
+            let (_, _, a, b) = e?.0.value();
+            if (a, b) > k {
+                return Ok((a, b));
+            }
+        }
+        Err(median_lost())
+    };
+    let (n2, m2) = if add {
+        t.creator_views.insert(key(x), at)?;
+        let m2 = if n == 0 {
+            x
+        } else if n % 2 == 1 {
+            if x < m { pred(t, m)? } else { m }
+        } else if x > m {
+            succ(t, m)?
+        } else {
+            m
+        };
+        (n + 1, m2)
+    } else {
+        t.creator_views.remove(key(x))?;
+        let m2 = if n <= 1 {
+            x
+        } else if n % 2 == 1 {
+            if x >= m { pred(t, m)? } else { m }
+        } else if x <= m {
+            succ(t, m)?
+        } else {
+            m
+        };
+        (n - 1, m2)
+    };
+    if n2 == 0 {
+        t.creator_median.remove((p, creator))?;
+    } else {
+        t.creator_median.insert((p, creator), (n2, m2.0, m2.1))?;
+    }
+    Ok(())
+}
+
+fn median_lost() -> StateError {
+    StateError::Corrupt("creator median cursor lost".into())
+}
+
+/// Writes a video register (scrape or removal), keeping every derived row in step.
+pub fn set_video(t: &mut Tables, p: Id, stamp: Stamp, video: Id, snap: Option<&VideoSnapshot>) -> Result<()> {
+    let old = get_reg::<_, VideoSnapshot>(&t.videos, (p, video))?;
+    if old.as_ref().is_some_and(|r| r.stamp >= stamp) {
+        return Ok(());
+    }
+    let old_creator = old.and_then(|r| r.value).map(|v| v.creator_id);
+    refresh(t, p, &BTreeSet::from([video]), |t| {
+        if let Some(c) = old_creator {
+            t.videos_by_creator.remove((p, c, video))?;
+        }
+        if let Some(v) = snap {
+            t.videos_by_creator.insert((p, v.creator_id, video), ())?;
+        }
+        t.videos.insert((p, video), encode(&Reg { stamp, value: snap }).as_slice())?;
+        Ok(())
+    })
+}
+
+/// Present video records of a creator, tracked or not.
+pub fn videos_of_creator(t: &Tables, p: Id, creator: Id) -> Result<BTreeSet<Id>> {
+    let mut out = BTreeSet::new();
+    for e in t.videos_by_creator.range((p, creator, [0u8; 16])..=(p, creator, [0xffu8; 16]))? {
+        out.insert(e?.0.value().2);
+    }
+    Ok(out)
+}
+
+/// Writes a creator profile (snapshot or removal). Only a change of trackedness touches
+/// the creator's videos; a new handle or avatar is read at request time.
+pub fn set_creator(t: &mut Tables, p: Id, stamp: Stamp, creator: Id, snap: Option<&CreatorSnapshot>) -> Result<()> {
+    let old = get_reg::<_, CreatorSnapshot>(&t.creators, (p, creator))?;
+    if old.as_ref().is_some_and(|r| r.stamp >= stamp) {
+        return Ok(());
+    }
+    let was = old.is_some_and(|r| r.value.is_some());
+    let now = snap.is_some();
+    let write = |t: &mut Tables| -> Result<()> {
+        t.creators.insert((p, creator), encode(&Reg { stamp, value: snap }).as_slice())?;
+        Ok(())
+    };
+    if was == now {
+        return write(t);
+    }
+    let affected = videos_of_creator(t, p, creator)?;
+    refresh(t, p, &affected, write)?;
+    campaigns::overlap_visibility(t, p, ItemType::Creator, creator, now)
+}

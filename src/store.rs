@@ -1,0 +1,164 @@
+//! The redb file: one write transaction per batch, source positions in the same transaction.
+//!
+//! A batch's state changes, its dead letters and the position just past its last message
+//! commit together or not at all, so a crash at any point resumes from the stored
+//! position without losing or double counting an event.
+
+use std::path::Path;
+
+use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable};
+use serde::{Deserialize, Serialize};
+
+use crate::events::{Event, Instant};
+use crate::state::{self, StateError, Tables, defs};
+
+/// Errors of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database file could not be opened or created.
+    #[error("cannot open database: {0}")]
+    Open(#[from] redb::DatabaseError),
+    /// A transaction could not be started.
+    #[error(transparent)]
+    Transaction(#[from] redb::TransactionError),
+    /// A transaction could not be committed.
+    #[error(transparent)]
+    Commit(#[from] redb::CommitError),
+    /// Reading or writing state failed.
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+impl From<redb::StorageError> for StoreError {
+    fn from(e: redb::StorageError) -> Self {
+        StoreError::State(e.into())
+    }
+}
+
+impl From<redb::TableError> for StoreError {
+    fn from(e: redb::TableError) -> Self {
+        StoreError::State(e.into())
+    }
+}
+
+/// A message that could not be decoded, kept with where it came from and why.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    /// `file:<path>` or `kafka:<topic>/<partition>`.
+    pub source: String,
+    /// Line number (from 1) or Kafka offset.
+    pub position: u64,
+    pub raw: Vec<u8>,
+    pub reason: String,
+    /// When goatview recorded it.
+    pub recorded_at: Instant,
+}
+
+/// What one write transaction commits.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub events: Vec<Event>,
+    pub dead_letters: Vec<DeadLetter>,
+    /// Source id → opaque position bytes, to resume after this batch.
+    pub positions: Vec<(String, Vec<u8>)>,
+}
+
+impl Batch {
+    pub fn len(&self) -> usize {
+        self.events.len() + self.dead_letters.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+pub const EVENTS_APPLIED: &str = "events_applied";
+pub const DEAD_LETTERS: &str = "dead_letters";
+
+/// The engine's state file.
+pub struct Store {
+    db: Database,
+}
+
+impl Store {
+    /// Opens (or creates) the file and makes sure every table exists, so that readers
+    /// never meet a missing table.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let db = Database::create(path)?;
+        let txn = db.begin_write()?;
+        Tables::open(&txn)?;
+        txn.commit()?;
+        Ok(Store { db })
+    }
+
+    /// A consistent snapshot for readers; it never blocks or is blocked by a writer.
+    pub fn read(&self) -> Result<ReadTransaction, StoreError> {
+        Ok(self.db.begin_read()?)
+    }
+
+    /// Applies a batch atomically with its positions; returns nothing until durable.
+    pub fn commit(&self, batch: &Batch) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut t = Tables::open(&txn)?;
+            for ev in &batch.events {
+                state::apply(&mut t, ev)?;
+            }
+            for dl in &batch.dead_letters {
+                t.dead_letters.insert((dl.source.as_str(), dl.position), state::encode(dl).as_slice())?;
+            }
+            bump(&mut t, EVENTS_APPLIED, batch.events.len() as u64)?;
+            bump(&mut t, DEAD_LETTERS, batch.dead_letters.len() as u64)?;
+            for (source, pos) in &batch.positions {
+                t.positions.insert(source.as_str(), pos.as_slice())?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// The stored position of a source, if any.
+    pub fn position(&self, source: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let r = self.read()?;
+        let t = r.open_table(defs::positions)?;
+        Ok(t.get(source)?.map(|g| g.value().to_vec()))
+    }
+
+    /// Every stored position, by source id.
+    pub fn positions(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let r = self.read()?;
+        let t = r.open_table(defs::positions)?;
+        let mut out = Vec::new();
+        for e in t.iter()? {
+            let (k, v) = e?;
+            out.push((k.value().to_owned(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+
+    pub fn counter(&self, name: &str) -> Result<u64, StoreError> {
+        let r = self.read()?;
+        let t = r.open_table(defs::counters)?;
+        Ok(t.get(name)?.map_or(0, |g| g.value()))
+    }
+
+    /// All dead letters, by source and position.
+    pub fn dead_letters(&self) -> Result<Vec<DeadLetter>, StoreError> {
+        let r = self.read()?;
+        let t = r.open_table(defs::dead_letters)?;
+        let mut out = Vec::new();
+        for e in t.iter()? {
+            out.push(state::decode(e?.1.value())?);
+        }
+        Ok(out)
+    }
+}
+
+fn bump(t: &mut Tables, name: &'static str, by: u64) -> Result<(), StoreError> {
+    if by > 0 {
+        let old = t.counters.get(name)?.map_or(0, |g| g.value());
+        t.counters.insert(name, old + by)?;
+    }
+    Ok(())
+}
