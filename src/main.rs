@@ -11,7 +11,9 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Replay(args) => cmd::replay::run(args, cli.now),
         Command::DeadLetters(args) => cmd::dead_letters::run(args),
-        _ => anyhow::bail!("not built yet"),
+        Command::Gen(args) => cmd::generate::run(args, cli.now),
+        Command::Serve(args) => runtime()?.block_on(cmd::serve::run(args, cli.now)),
+        Command::Demo(args) => runtime()?.block_on(cmd::demo::run(args, cli.now)),
     }
 }
 

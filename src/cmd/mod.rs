@@ -1,8 +1,11 @@
 //! One module per subcommand, each with a `run`.
 
 pub mod dead_letters;
+pub mod demo;
+pub mod generate;
 pub mod produce;
 pub mod replay;
+pub mod serve;
 
 use crate::events::Instant;
 

@@ -103,7 +103,7 @@ pub fn producer(brokers: &str) -> anyhow::Result<ThreadedProducer<Deliveries>> {
         .set("enable.idempotence", "true")
         .set("linger.ms", "20")
         .set("compression.type", "lz4")
-        .set("message.timeout.ms", &DELIVERY_TIMEOUT.as_millis().to_string())
+        .set("message.timeout.ms", DELIVERY_TIMEOUT.as_millis().to_string())
         .set_log_level(RDKafkaLogLevel::Warning)
         .create_with_context(Deliveries::default())
         .context("creating the Kafka producer")

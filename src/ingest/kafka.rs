@@ -59,6 +59,8 @@ use crate::store::{Batch, DeadLetter, Store, StoreError};
 
 /// How often topic metadata is re-read to find new partitions and topics.
 pub const METADATA_REFRESH: Duration = Duration::from_secs(30);
+/// How soon a missing topic is looked for again.
+const MISSING_TOPIC_RECHECK: Duration = Duration::from_secs(10);
 /// Longest wait for one metadata request; also bounds shutdown latency while the
 /// broker is unreachable.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
@@ -407,7 +409,7 @@ impl Worker {
             .set("bootstrap.servers", brokers)
             .set("client.id", "goatview-dlq")
             .set("acks", "all")
-            .set("message.timeout.ms", &DLQ_FLUSH_TIMEOUT.as_millis().to_string())
+            .set("message.timeout.ms", DLQ_FLUSH_TIMEOUT.as_millis().to_string())
             .set_log_level(RDKafkaLogLevel::Warning)
             .create_with_context(DlqCtx { stats: stats.clone() })?;
         Ok(Worker { store, args, stats, stop, consumer, dlq, partitions: Vec::new(), committed })
@@ -426,7 +428,7 @@ impl Worker {
                     Ok(complete) => {
                         backoff = BACKOFF_MIN;
                         // Missing topics are looked for again soon; otherwise, rarely.
-                        next_refresh = WallClock::now() + if complete { METADATA_REFRESH } else { BACKOFF_MAX };
+                        next_refresh = WallClock::now() + if complete { METADATA_REFRESH } else { MISSING_TOPIC_RECHECK };
                     }
                     Err(RefreshError::Store(e)) => return Err(e.into()),
                     Err(RefreshError::Kafka(e)) => {
