@@ -270,12 +270,7 @@ pub struct Generated {
 pub fn generate(cfg: &GenConfig) -> Generated {
     let mut sink = VecSink(Vec::new());
     let stats = run(cfg, &mut sink).expect("in-memory sink cannot fail");
-    Generated {
-        lines: sink.0,
-        api_keys: stats.api_keys.clone(),
-        projects: stats.projects.clone(),
-        stats,
-    }
+    Generated { lines: sink.0, api_keys: stats.api_keys.clone(), projects: stats.projects.clone(), stats }
 }
 
 /// Streams a log as JSON Lines (each line ends with `\n`) with bounded memory.
@@ -613,14 +608,72 @@ fn layout(scale: Scale) -> Layout {
 // ---------------------------------------------------------------------------
 
 const WORDS: [&str; 48] = [
-    "morning", "routine", "recipe", "easy", "pasta", "outfit", "check", "day", "in", "my", "life", "trying",
-    "viral", "hack", "gym", "leg", "day", "skincare", "tips", "travel", "vlog", "Tokyo", "Lisbon", "café",
-    "crème", "brûlée", "budget", "haul", "unboxing", "review", "honest", "3", "ingredient", "dessert", "how", "to",
-    "style", "the", "best", "ever", "part", "2", "POV:", "you", "finally", "learn", "this", "trick",
+    "morning",
+    "routine",
+    "recipe",
+    "easy",
+    "pasta",
+    "outfit",
+    "check",
+    "day",
+    "in",
+    "my",
+    "life",
+    "trying",
+    "viral",
+    "hack",
+    "gym",
+    "leg",
+    "day",
+    "skincare",
+    "tips",
+    "travel",
+    "vlog",
+    "Tokyo",
+    "Lisbon",
+    "café",
+    "crème",
+    "brûlée",
+    "budget",
+    "haul",
+    "unboxing",
+    "review",
+    "honest",
+    "3",
+    "ingredient",
+    "dessert",
+    "how",
+    "to",
+    "style",
+    "the",
+    "best",
+    "ever",
+    "part",
+    "2",
+    "POV:",
+    "you",
+    "finally",
+    "learn",
+    "this",
+    "trick",
 ];
 const HASHTAGS: [&str; 16] = [
-    "#fyp", "#foryou", "#viral", "#grwm", "#cooking", "#foodtok", "#fitness", "#booktok", "#ootd", "#travel",
-    "#skincare", "#comedy", "#dance", "#learnontiktok", "#diy", "#petsoftiktok",
+    "#fyp",
+    "#foryou",
+    "#viral",
+    "#grwm",
+    "#cooking",
+    "#foodtok",
+    "#fitness",
+    "#booktok",
+    "#ootd",
+    "#travel",
+    "#skincare",
+    "#comedy",
+    "#dance",
+    "#learnontiktok",
+    "#diy",
+    "#petsoftiktok",
 ];
 const EMOJI: [&str; 12] = ["🔥", "😂", "✨", "💅", "🚀", "❤️", "🤯", "🙌", "🍜", "🎶", "👀", "🥹"];
 const ODD_TITLES: [&str; 10] = [
@@ -636,8 +689,8 @@ const ODD_TITLES: [&str; 10] = [
     "𝓯𝓪𝓷𝓬𝔂 𝓽𝓮𝔁𝓽",
 ];
 const FIRST: [&str; 20] = [
-    "Ava", "Liam", "Zoë", "José", "Mia", "Noah", "Chloé", "Aarav", "Priya", "Sakura", "Mateo", "Ngozi", "Søren",
-    "Åsa", "Li", "Fatima", "Oliver", "Émile", "Diya", "Kai",
+    "Ava", "Liam", "Zoë", "José", "Mia", "Noah", "Chloé", "Aarav", "Priya", "Sakura", "Mateo", "Ngozi", "Søren", "Åsa",
+    "Li", "Fatima", "Oliver", "Émile", "Diya", "Kai",
 ];
 const LAST: [&str; 15] = [
     "Smith", "García", "Müller", "Sharma", "Tanaka", "O'Brien", "Nguyen", "Kowalski", "Okafor", "Shrestha", "Rossi",
@@ -648,21 +701,39 @@ const HANDLE_PARTS: [&str; 24] = [
     "miss", "chef", "gamer", "style", "diy", "pet", "mom", "dad", "studio", "eats",
 ];
 const PROJECT_NAMES: [&str; 8] = [
-    "Acme Beauty", "Northwind Eats", "Globex Fitness", "Initech Travel", "Umbrella Pets", "Hooli Tech",
-    "Stark Fashion", "Wayne Games",
+    "Acme Beauty",
+    "Northwind Eats",
+    "Globex Fitness",
+    "Initech Travel",
+    "Umbrella Pets",
+    "Hooli Tech",
+    "Stark Fashion",
+    "Wayne Games",
 ];
 const CAMPAIGN_NAMES: [&str; 16] = [
-    "Summer Launch", "Back to School", "Holiday '26", "Été collection", "Zebra Push", "apple promo", "Ωmega test",
-    "🚀 Rocket week", "Black Friday", "Creators Q3", "UGC wave 2", "Ramadan Specials", "Diwali Glow",
-    "Évian x Creators", "Ångström drop", "zz last",
+    "Summer Launch",
+    "Back to School",
+    "Holiday '26",
+    "Été collection",
+    "Zebra Push",
+    "apple promo",
+    "Ωmega test",
+    "🚀 Rocket week",
+    "Black Friday",
+    "Creators Q3",
+    "UGC wave 2",
+    "Ramadan Specials",
+    "Diwali Glow",
+    "Évian x Creators",
+    "Ångström drop",
+    "zz last",
 ];
-const EXTRA_OFFSETS: [i32; 13] = [
-    7200, -18000, 19800, 20700, -12600, 3600, -28800, 32400, 37800, -34200, 50400, -43200, 0,
-];
+const EXTRA_OFFSETS: [i32; 13] =
+    [7200, -18000, 19800, 20700, -12600, 3600, -28800, 32400, 37800, -34200, 50400, -43200, 0];
 const DOW_W: [f64; 7] = [1.15, 0.9, 1.0, 1.1, 1.05, 1.0, 0.75];
 const HOUR_W: [f64; 24] = [
-    0.6, 0.4, 0.3, 0.2, 0.2, 0.3, 0.6, 1.0, 1.3, 1.4, 1.5, 1.6, 2.0, 1.9, 1.6, 1.5, 1.7, 2.0, 2.6, 3.0, 3.0, 2.6,
-    1.8, 1.1,
+    0.6, 0.4, 0.3, 0.2, 0.2, 0.3, 0.6, 1.0, 1.3, 1.4, 1.5, 1.6, 2.0, 1.9, 1.6, 1.5, 1.7, 2.0, 2.6, 3.0, 3.0, 2.6, 1.8,
+    1.1,
 ];
 
 fn handle_text(seed: u64, pi: u32, c: u32, variant: u64) -> String {
@@ -1021,8 +1092,15 @@ impl Proj {
     }
     fn forced_video(&self, v: u32) -> bool {
         (v as usize) <= self.specials.len()
-            || [self.v_removed_good, self.v_removed_back, self.v_moved, self.v_reposted, self.v_late_creator, self.v_extreme]
-                .contains(&v)
+            || [
+                self.v_removed_good,
+                self.v_removed_back,
+                self.v_moved,
+                self.v_reposted,
+                self.v_late_creator,
+                self.v_extreme,
+            ]
+            .contains(&v)
     }
 }
 
@@ -1431,10 +1509,8 @@ impl Gen {
                 c_tie: u32::MAX,
             };
             if spec.rich {
-                let dates = tz_cache
-                    .entry(spec.tz)
-                    .or_insert_with(|| transition_dates(&tz, now - OLD_DAYS * DAY, now))
-                    .clone();
+                let dates =
+                    tz_cache.entry(spec.tz).or_insert_with(|| transition_dates(&tz, now - OLD_DAYS * DAY, now)).clone();
                 p.specials = special_posts(&p, &dates, now);
                 let cap = (spec.videos / 3) as usize;
                 p.specials.truncate(cap);
@@ -1510,7 +1586,10 @@ impl Gen {
         if v == p.v_twin {
             return true;
         }
-        v >= 2 && v < p.spec.videos && marked(v) && !marked(v - 1)
+        v >= 2
+            && v < p.spec.videos
+            && marked(v)
+            && !marked(v - 1)
             && v - 1 != p.v_twin
             && v != p.v_twin + 1
             && !p.forced_video(v)
@@ -1521,7 +1600,8 @@ impl Gen {
         let pref = (hash4(self.seed, T_CPLAN, p.pi as u64, creator as u64) % 17 + 7) as i64;
         let hour_total: f64 = HOUR_W.iter().sum();
         loop {
-            let d = if r.chance(0.88) { r.below(RECENT_DAYS as u64) } else { r.between(RECENT_DAYS, OLD_DAYS - 1) as u64 };
+            let d =
+                if r.chance(0.88) { r.below(RECENT_DAYS as u64) } else { r.between(RECENT_DAYS, OLD_DAYS - 1) as u64 };
             let date = p.today - TimeDelta::days(d as i64);
             let dow = date.weekday().num_days_from_sunday() as usize;
             if r.f64() * 1.15 > DOW_W[dow] {
@@ -1548,7 +1628,11 @@ impl Gen {
             let t = match p.tz.from_local_datetime(&local) {
                 LocalResult::Single(x) => x.timestamp_millis(),
                 LocalResult::Ambiguous(a, b) => {
-                    if r.chance(0.5) { a.timestamp_millis() } else { b.timestamp_millis() }
+                    if r.chance(0.5) {
+                        a.timestamp_millis()
+                    } else {
+                        b.timestamp_millis()
+                    }
                 }
                 LocalResult::None => continue,
             } + frac;
@@ -1877,7 +1961,11 @@ impl Gen {
         for o in 0..self.n_orgs {
             let full = o == 0 || o >= self.n_orgs - self.key_only_orgs;
             let issued0 = now - r.between(100 * DAY, 300 * DAY);
-            out.push(Misc { t: sec(issued0, &mut r), p: u32::MAX, body: MiscBody::KeyIssued { org: o, key: 0, expires: None } });
+            out.push(Misc {
+                t: sec(issued0, &mut r),
+                p: u32::MAX,
+                body: MiscBody::KeyIssued { org: o, key: 0, expires: None },
+            });
             keys.push((o, 0, self.key_text(o, 0), false));
             if full {
                 let exp_future = now + 90 * DAY + r.between(0, DAY);
@@ -2107,7 +2195,13 @@ impl Gen {
         }
         let frac = if ms % 1000 != 0 {
             let x = self.rng.f64();
-            Frac::Digits(if x < 0.7 { 3 } else if x < 0.9 { 6 } else { 9 })
+            Frac::Digits(if x < 0.7 {
+                3
+            } else if x < 0.9 {
+                6
+            } else {
+                9
+            })
         } else {
             let x = self.rng.f64();
             if x < 0.97 {
@@ -2600,7 +2694,18 @@ fn special_posts(p: &Proj, dst_dates: &[NaiveDate], now: i64) -> Vec<i64> {
     let mut groups: Vec<Vec<i64>> = Vec::new();
     for date in dst_dates.iter().rev() {
         let mut g = Vec::new();
-        for (h, m, s) in [(1, 30, 0), (2, 30, 0), (1, 0, 0), (3, 0, 0), (1, 59, 59), (2, 0, 0), (2, 15, 0), (0, 30, 0), (3, 30, 0), (2, 45, 0)] {
+        for (h, m, s) in [
+            (1, 30, 0),
+            (2, 30, 0),
+            (1, 0, 0),
+            (3, 0, 0),
+            (1, 59, 59),
+            (2, 0, 0),
+            (2, 15, 0),
+            (0, 30, 0),
+            (3, 30, 0),
+            (2, 45, 0),
+        ] {
             let local = date.and_time(NaiveTime::from_hms_opt(h, m, s).expect("valid time"));
             match tz.from_local_datetime(&local) {
                 LocalResult::Single(x) => g.push(x.timestamp_millis()),
@@ -2997,7 +3102,9 @@ mod tests {
         }
         let expired = keys
             .values()
-            .filter(|v| v["expires_at"].as_str().is_some_and(|e| parse_ts(e).unwrap() < default_now().timestamp_millis()))
+            .filter(|v| {
+                v["expires_at"].as_str().is_some_and(|e| parse_ts(e).unwrap() < default_now().timestamp_millis())
+            })
             .count();
         assert!(expired >= 1);
         assert!(g.api_keys.iter().any(|k| k.project_ids.is_empty()), "key-only org");

@@ -57,10 +57,7 @@ const ENDPOINTS: [(&str, &str); 10] = [
 ];
 
 fn hex_sha256(s: &str) -> String {
-    Sha256::digest(s.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Sha256::digest(s.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn events() -> Vec<Value> {
@@ -89,42 +86,14 @@ fn events() -> Vec<Value> {
             t0,
             json!({"project_id": P1, "org_id": ORG_A, "name": "A", "timezone": "America/New_York"}),
         ),
-        ev(
-            "project.upserted",
-            t0,
-            json!({"project_id": P2, "org_id": ORG_B, "name": "B", "timezone": "UTC"}),
-        ),
-        ev(
-            "project.upserted",
-            t0,
-            json!({"project_id": P3, "org_id": ORG_A, "name": "C", "timezone": "UTC"}),
-        ),
-        ev(
-            "project.deleted",
-            "2026-03-02T00:00:00Z",
-            json!({"project_id": P3}),
-        ),
+        ev("project.upserted", t0, json!({"project_id": P2, "org_id": ORG_B, "name": "B", "timezone": "UTC"})),
+        ev("project.upserted", t0, json!({"project_id": P3, "org_id": ORG_A, "name": "C", "timezone": "UTC"})),
+        ev("project.deleted", "2026-03-02T00:00:00Z", json!({"project_id": P3})),
         ev("api_key.issued", t0, key(1, ORG_A, KEY_A, Value::Null)),
-        ev(
-            "api_key.issued",
-            t0,
-            key(2, ORG_B, KEY_B, json!("2027-01-01T00:00:00Z")),
-        ),
-        ev(
-            "api_key.issued",
-            t0,
-            key(3, ORG_A, KEY_REVOKED, Value::Null),
-        ),
-        ev(
-            "api_key.revoked",
-            "2026-03-05T00:00:00Z",
-            json!({"key_id": "ee000000-0000-4000-8000-000000000003"}),
-        ),
-        ev(
-            "api_key.issued",
-            t0,
-            key(4, ORG_A, KEY_EXPIRED, json!("2026-04-30T23:59:59Z")),
-        ),
+        ev("api_key.issued", t0, key(2, ORG_B, KEY_B, json!("2027-01-01T00:00:00Z"))),
+        ev("api_key.issued", t0, key(3, ORG_A, KEY_REVOKED, Value::Null)),
+        ev("api_key.revoked", "2026-03-05T00:00:00Z", json!({"key_id": "ee000000-0000-4000-8000-000000000003"})),
+        ev("api_key.issued", t0, key(4, ORG_A, KEY_EXPIRED, json!("2026-04-30T23:59:59Z"))),
         ev(
             "creator.snapshot",
             "2026-04-01T00:00:00Z",
@@ -137,21 +106,9 @@ fn events() -> Vec<Value> {
             json!({"project_id": P1, "creator_id": C1,
             "tiktok_handle": "goat", "display_name": "Goat", "avatar_url": "https://img/c1.png", "follower_count": 1500}),
         ),
-        ev(
-            "video.scraped",
-            "2026-04-15T00:00:00Z",
-            video(1, "2026-04-05T15:00:00Z", 1000),
-        ),
-        ev(
-            "video.scraped",
-            "2026-04-15T00:00:00Z",
-            video(2, "2026-04-10T18:00:00Z", 5000),
-        ),
-        ev(
-            "video.scraped",
-            "2026-04-15T00:00:00Z",
-            video(3, "2026-04-12T01:30:00Z", 100),
-        ),
+        ev("video.scraped", "2026-04-15T00:00:00Z", video(1, "2026-04-05T15:00:00Z", 1000)),
+        ev("video.scraped", "2026-04-15T00:00:00Z", video(2, "2026-04-10T18:00:00Z", 5000)),
+        ev("video.scraped", "2026-04-15T00:00:00Z", video(3, "2026-04-12T01:30:00Z", 100)),
         ev(
             "campaign.upserted",
             "2026-04-02T00:00:00Z",
@@ -182,10 +139,7 @@ struct App {
 fn app_with(secret: Option<&[u8]>) -> App {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("state.redb")).unwrap();
-    let events = events()
-        .iter()
-        .map(|e| decode(e.to_string().as_bytes()).unwrap())
-        .collect();
+    let events = events().iter().map(|e| decode(e.to_string().as_bytes()).unwrap()).collect();
     let dead = DeadLetter {
         source: "file:test.ndjson".into(),
         position: 1,
@@ -193,22 +147,13 @@ fn app_with(secret: Option<&[u8]>) -> App {
         reason: "not JSON".into(),
         recorded_at: Instant { secs: 0, nanos: 0 },
     };
-    store
-        .commit(&Batch {
-            events,
-            dead_letters: vec![dead],
-            ..Default::default()
-        })
-        .unwrap();
+    store.commit(&Batch { events, dead_letters: vec![dead], ..Default::default() }).unwrap();
     let state = AppState {
         store: Arc::new(store),
         clock: Clock::Fixed(parse_timestamp(NOW).unwrap()),
         session_secret: secret.map(Arc::from),
     };
-    App {
-        router: api::router(state),
-        _dir: dir,
-    }
+    App { router: api::router(state), _dir: dir }
 }
 
 fn app() -> App {
@@ -220,19 +165,12 @@ fn jwt(header: &str, claims: &str, secret: &[u8]) -> String {
     let signing_input = format!("{}.{}", B64.encode(header), B64.encode(claims));
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).unwrap();
     mac.update(signing_input.as_bytes());
-    format!(
-        "{signing_input}.{}",
-        B64.encode(mac.finalize().into_bytes())
-    )
+    format!("{signing_input}.{}", B64.encode(mac.finalize().into_bytes()))
 }
 
 fn session(orgs: &[&str]) -> String {
     let claims = json!({"exp": 1_900_000_000, "org_ids": orgs, "sub": "user-1"});
-    jwt(
-        r#"{"alg":"HS256","typ":"JWT"}"#,
-        &claims.to_string(),
-        SECRET,
-    )
+    jwt(r#"{"alg":"HS256","typ":"JWT"}"#, &claims.to_string(), SECRET)
 }
 
 fn url(endpoint: &str, project: &str, extra: &str) -> String {
@@ -280,30 +218,16 @@ async fn send(app: &App, uri: &str, auth: Auth<'_>) -> Answer {
         Auth::Key(k) => req = req.header(header::AUTHORIZATION, format!("Bearer {k}")),
         Auth::Cookie(t) => req = req.header(header::COOKIE, cookie(t)),
         Auth::Both(k, t) => {
-            req = req
-                .header(header::AUTHORIZATION, format!("Bearer {k}"))
-                .header(header::COOKIE, cookie(t))
+            req = req.header(header::AUTHORIZATION, format!("Bearer {k}")).header(header::COOKIE, cookie(t))
         }
         Auth::Header(v) => req = req.header(header::AUTHORIZATION, v),
     }
-    let res = app
-        .router
-        .clone()
-        .oneshot(req.body(Body::empty()).unwrap())
-        .await
-        .unwrap();
+    let res = app.router.clone().oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
     let status = res.status();
-    let content_type = res
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
+    let content_type =
+        res.headers().get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
     let bytes = res.into_body().collect().await.unwrap().to_bytes();
-    Answer {
-        status,
-        content_type,
-        text: String::from_utf8(bytes.to_vec()).unwrap(),
-    }
+    Answer { status, content_type, text: String::from_utf8(bytes.to_vec()).unwrap() }
 }
 
 #[tokio::test]
@@ -317,79 +241,23 @@ async fn unauthorized_cases() {
         ("revoked key", Auth::Key(KEY_REVOKED), String::new()),
         ("expired key", Auth::Key(KEY_EXPIRED), String::new()),
         ("empty bearer", Auth::Header("Bearer "), String::new()),
-        (
-            "basic scheme",
-            Auth::Header("Basic Z29hdDpnb2F0"),
-            String::new(),
-        ),
-        (
-            "bad signature",
-            Auth::Cookie(""),
-            jwt(r#"{"alg":"HS256"}"#, future, b"another-secret"),
-        ),
+        ("basic scheme", Auth::Header("Basic Z29hdDpnb2F0"), String::new()),
+        ("bad signature", Auth::Cookie(""), jwt(r#"{"alg":"HS256"}"#, future, b"another-secret")),
         (
             "expired session",
             Auth::Cookie(""),
-            jwt(
-                r#"{"alg":"HS256"}"#,
-                r#"{"exp":1777593600,"org_ids":[]}"#,
-                SECRET,
-            ), // exp == NOW
+            jwt(r#"{"alg":"HS256"}"#, r#"{"exp":1777593600,"org_ids":[]}"#, SECRET), // exp == NOW
         ),
-        (
-            "alg none",
-            Auth::Cookie(""),
-            format!("{}.{}.", b64(r#"{"alg":"none"}"#), b64(future)),
-        ),
-        (
-            "alg none signed anyway",
-            Auth::Cookie(""),
-            jwt(r#"{"alg":"none"}"#, future, SECRET),
-        ),
-        (
-            "alg HS512",
-            Auth::Cookie(""),
-            jwt(r#"{"alg":"HS512"}"#, future, SECRET),
-        ),
-        (
-            "no exp",
-            Auth::Cookie(""),
-            jwt(r#"{"alg":"HS256"}"#, r#"{"org_ids":[]}"#, SECRET),
-        ),
-        (
-            "string exp",
-            Auth::Cookie(""),
-            jwt(
-                r#"{"alg":"HS256"}"#,
-                r#"{"exp":"1900000000","org_ids":[]}"#,
-                SECRET,
-            ),
-        ),
-        (
-            "no org_ids",
-            Auth::Cookie(""),
-            jwt(r#"{"alg":"HS256"}"#, r#"{"exp":1900000000}"#, SECRET),
-        ),
-        (
-            "bad org id",
-            Auth::Cookie(""),
-            jwt(
-                r#"{"alg":"HS256"}"#,
-                r#"{"exp":1900000000,"org_ids":["x"]}"#,
-                SECRET,
-            ),
-        ),
+        ("alg none", Auth::Cookie(""), format!("{}.{}.", b64(r#"{"alg":"none"}"#), b64(future))),
+        ("alg none signed anyway", Auth::Cookie(""), jwt(r#"{"alg":"none"}"#, future, SECRET)),
+        ("alg HS512", Auth::Cookie(""), jwt(r#"{"alg":"HS512"}"#, future, SECRET)),
+        ("no exp", Auth::Cookie(""), jwt(r#"{"alg":"HS256"}"#, r#"{"org_ids":[]}"#, SECRET)),
+        ("string exp", Auth::Cookie(""), jwt(r#"{"alg":"HS256"}"#, r#"{"exp":"1900000000","org_ids":[]}"#, SECRET)),
+        ("no org_ids", Auth::Cookie(""), jwt(r#"{"alg":"HS256"}"#, r#"{"exp":1900000000}"#, SECRET)),
+        ("bad org id", Auth::Cookie(""), jwt(r#"{"alg":"HS256"}"#, r#"{"exp":1900000000,"org_ids":["x"]}"#, SECRET)),
         ("malformed cookie", Auth::Cookie("not-a-jwt"), String::new()),
-        (
-            "padded base64",
-            Auth::Cookie(""),
-            format!("{}=", jwt(r#"{"alg":"HS256"}"#, future, SECRET)),
-        ),
-        (
-            "bad key and good cookie",
-            Auth::Both("gv_live_nope", ""),
-            session(&[ORG_A]),
-        ),
+        ("padded base64", Auth::Cookie(""), format!("{}=", jwt(r#"{"alg":"HS256"}"#, future, SECRET))),
+        ("bad key and good cookie", Auth::Both("gv_live_nope", ""), session(&[ORG_A])),
     ];
     for (what, auth, token) in cases {
         let auth = match auth {
@@ -404,12 +272,7 @@ async fn unauthorized_cases() {
 
     // Without a configured secret no cookie is valid, even a well-signed one.
     let no_secret = app_with(None);
-    let res = send(
-        &no_secret,
-        &url("video-leaderboard", P2, ""),
-        Auth::Cookie(&session(&[ORG_B])),
-    )
-    .await;
+    let res = send(&no_secret, &url("video-leaderboard", P2, ""), Auth::Cookie(&session(&[ORG_B]))).await;
     res.failure(StatusCode::UNAUTHORIZED, "unauthorized");
 }
 
@@ -417,19 +280,9 @@ async fn unauthorized_cases() {
 async fn unauthorized_comes_before_bad_parameters() {
     let app = app();
     for (endpoint, _) in ENDPOINTS {
-        let res = send(
-            &app,
-            &url(endpoint, "nope", "&limit=0&from=x&from=y"),
-            Auth::None,
-        )
-        .await;
+        let res = send(&app, &url(endpoint, "nope", "&limit=0&from=x&from=y"), Auth::None).await;
         res.failure(StatusCode::UNAUTHORIZED, "unauthorized");
-        let res = send(
-            &app,
-            &format!("/api/v1/analytics/aggregate/{endpoint}"),
-            Auth::Key("wrong"),
-        )
-        .await;
+        let res = send(&app, &format!("/api/v1/analytics/aggregate/{endpoint}"), Auth::Key("wrong")).await;
         res.failure(StatusCode::UNAUTHORIZED, "unauthorized");
     }
 }
@@ -444,37 +297,16 @@ async fn not_found_is_the_same_for_every_reason_on_every_endpoint() {
         let message = missing.failure(StatusCode::NOT_FOUND, "not_found");
         let cases = [
             ("other org", url(endpoint, P2, extra), Auth::Key(KEY_A)),
-            (
-                "other org, uppercase id",
-                url(endpoint, &P2.to_uppercase(), extra),
-                Auth::Key(KEY_A),
-            ),
+            ("other org, uppercase id", url(endpoint, &P2.to_uppercase(), extra), Auth::Key(KEY_A)),
             ("deleted", url(endpoint, P3, extra), Auth::Key(KEY_A)),
-            (
-                "session without orgs",
-                url(endpoint, P1, extra),
-                Auth::Cookie(&empty_session),
-            ),
-            (
-                "session of another org",
-                url(endpoint, P1, extra),
-                Auth::Cookie(&session_b),
-            ),
+            ("session without orgs", url(endpoint, P1, extra), Auth::Cookie(&empty_session)),
+            ("session of another org", url(endpoint, P1, extra), Auth::Cookie(&session_b)),
             // The bearer key (org A) wins over a cookie that could read P2.
-            (
-                "both sent",
-                url(endpoint, P2, extra),
-                Auth::Both(KEY_A, &session_b),
-            ),
+            ("both sent", url(endpoint, P2, extra), Auth::Both(KEY_A, &session_b)),
         ];
         for (what, uri, auth) in cases {
             let res = send(&app, &uri, auth).await;
-            assert_eq!(
-                res.status,
-                StatusCode::NOT_FOUND,
-                "{endpoint} {what}: {}",
-                res.text
-            );
+            assert_eq!(res.status, StatusCode::NOT_FOUND, "{endpoint} {what}: {}", res.text);
             assert_eq!(res.text, missing.text, "{endpoint} {what}");
         }
         assert!(!message.contains(P_MISSING));
@@ -488,46 +320,22 @@ const BAD_PARAMETERS: &[(&str, &str, &str)] = &[
     ("video-leaderboard", "&to=2026-4-01", "to"),
     ("video-leaderboard", "&from=2026-02-30", "from"),
     ("video-leaderboard", "&from=%FF", "from"),
-    (
-        "video-leaderboard",
-        "&from=2026-04-02&to=2026-04-01",
-        "from",
-    ),
+    ("video-leaderboard", "&from=2026-04-02&to=2026-04-01", "from"),
     ("video-leaderboard", "&limit=0", "limit"),
     ("video-leaderboard", "&limit=201", "limit"),
     ("video-leaderboard", "&limit=+5", "limit"),
     ("video-leaderboard", "&limit=%205", "limit"),
     ("video-leaderboard", "&limit=5.0", "limit"),
     ("video-leaderboard", "&offset=-1", "offset"),
-    (
-        "video-leaderboard",
-        "&offset=99999999999999999999999",
-        "offset",
-    ),
+    ("video-leaderboard", "&offset=99999999999999999999999", "offset"),
     ("video-leaderboard", "&order=views", "order"),
     ("video-leaderboard", "&order=VIEW_COUNT", "order"),
     ("posting-heatmap", "&to=2026-04-30", "from"),
     ("posting-heatmap", "&from=2026-04-01", "to"),
-    (
-        "posting-heatmap",
-        "&from=2026-04-01&to=2026-04-30&tz=Mars/Olympus",
-        "tz",
-    ),
-    (
-        "posting-heatmap",
-        "&from=2026-04-01&to=2026-04-30&tz=",
-        "tz",
-    ),
-    (
-        "view-distribution",
-        "&from=2026-04-01&to=2026-04-30&bin_count=4",
-        "bin_count",
-    ),
-    (
-        "view-distribution",
-        "&from=2026-04-01&to=2026-04-30&bin_count=51",
-        "bin_count",
-    ),
+    ("posting-heatmap", "&from=2026-04-01&to=2026-04-30&tz=Mars/Olympus", "tz"),
+    ("posting-heatmap", "&from=2026-04-01&to=2026-04-30&tz=", "tz"),
+    ("view-distribution", "&from=2026-04-01&to=2026-04-30&bin_count=4", "bin_count"),
+    ("view-distribution", "&from=2026-04-01&to=2026-04-30&bin_count=51", "bin_count"),
     ("outliers", "&limit=101", "limit"),
     ("outliers", "&min_x_multiple=0", "min_x_multiple"),
     ("outliers", "&min_x_multiple=1000.01", "min_x_multiple"),
@@ -536,18 +344,10 @@ const BAD_PARAMETERS: &[(&str, &str, &str)] = &[
     ("outliers", "&min_x_multiple=-2", "min_x_multiple"),
     ("creator-leaderboard", "&limit=201", "limit"),
     ("creator-leaderboard", "&offset=1&offset=2", "offset"),
-    (
-        "posting-consistency",
-        "&from=2026-04-01&to=2026-04-30&tz=europe/berlin",
-        "tz",
-    ),
+    ("posting-consistency", "&from=2026-04-01&to=2026-04-30&tz=europe/berlin", "tz"),
     ("creator-scatter", "&to=2026-13-01", "to"),
     ("campaign-leaderboard", "&from=2026-04-01", "to"),
-    (
-        "campaign-leaderboard",
-        "&from=2026-04-30&to=2026-04-01",
-        "from",
-    ),
+    ("campaign-leaderboard", "&from=2026-04-30&to=2026-04-01", "from"),
     ("member-overlap", "&dimension=campaign", "dimension"),
     ("member-overlap", "&dimension=", "dimension"),
 ];
@@ -560,35 +360,19 @@ async fn bad_parameters_are_400_naming_the_parameter_before_404() {
         for project in [P_MISSING, P1] {
             let res = send(&app, &url(endpoint, project, extra), Auth::Key(KEY_A)).await;
             let message = res.failure(StatusCode::BAD_REQUEST, "invalid_parameter");
-            assert!(
-                message.contains(&format!("`{param}`")),
-                "{endpoint}{extra}: {message}"
-            );
+            assert!(message.contains(&format!("`{param}`")), "{endpoint}{extra}: {message}");
         }
     }
     for (endpoint, _) in ENDPOINTS {
-        for (query, what) in [
-            ("", "absent"),
-            ("?project_id=not-a-uuid", "malformed"),
-            ("?project_id=", "empty"),
-        ] {
+        for (query, what) in [("", "absent"), ("?project_id=not-a-uuid", "malformed"), ("?project_id=", "empty")] {
             let uri = format!("/api/v1/analytics/aggregate/{endpoint}{query}");
-            let message = send(&app, &uri, Auth::Key(KEY_A))
-                .await
-                .failure(StatusCode::BAD_REQUEST, "invalid_parameter");
-            assert!(
-                message.contains("`project_id`"),
-                "{endpoint} {what}: {message}"
-            );
+            let message =
+                send(&app, &uri, Auth::Key(KEY_A)).await.failure(StatusCode::BAD_REQUEST, "invalid_parameter");
+            assert!(message.contains("`project_id`"), "{endpoint} {what}: {message}");
         }
         let uri = format!("{}&project_id={P1}", url(endpoint, P1, ""));
-        let message = send(&app, &uri, Auth::Key(KEY_A))
-            .await
-            .failure(StatusCode::BAD_REQUEST, "invalid_parameter");
-        assert!(
-            message.contains("`project_id`"),
-            "{endpoint} twice: {message}"
-        );
+        let message = send(&app, &uri, Auth::Key(KEY_A)).await.failure(StatusCode::BAD_REQUEST, "invalid_parameter");
+        assert!(message.contains("`project_id`"), "{endpoint} twice: {message}");
     }
 }
 
@@ -597,8 +381,7 @@ async fn unknown_parameters_are_ignored() {
     let app = app();
     for (endpoint, extra) in ENDPOINTS {
         // Not taken by these endpoints (or by any), and each malformed, empty or repeated.
-        let junk =
-            "&tz=Not/AZone&dimension=x&order=y&bin_count=0&min_x_multiple=0&foo=&bar=1&bar=2&=&&";
+        let junk = "&tz=Not/AZone&dimension=x&order=y&bin_count=0&min_x_multiple=0&foo=&bar=1&bar=2&=&&";
         let taken: Vec<&str> = match endpoint {
             "posting-heatmap" | "posting-consistency" => vec!["tz"],
             "member-overlap" => vec!["dimension"],
@@ -612,12 +395,7 @@ async fn unknown_parameters_are_ignored() {
             .filter(|kv| !taken.iter().any(|t| kv.starts_with(&format!("{t}="))))
             .collect::<Vec<_>>()
             .join("&");
-        let res = send(
-            &app,
-            &format!("{}&{junk}", url(endpoint, P_MISSING, extra)),
-            Auth::Key(KEY_A),
-        )
-        .await;
+        let res = send(&app, &format!("{}&{junk}", url(endpoint, P_MISSING, extra)), Auth::Key(KEY_A)).await;
         res.failure(StatusCode::NOT_FOUND, "not_found");
     }
 }
@@ -625,22 +403,13 @@ async fn unknown_parameters_are_ignored() {
 #[tokio::test]
 async fn unknown_routes_and_methods_answer_in_the_envelope() {
     let app = app();
-    for uri in [
-        "/",
-        "/api/v1/analytics/aggregate/nope",
-        "/api/v1/analytics/aggregate/video-leaderboard/",
-    ] {
-        send(&app, uri, Auth::Key(KEY_A))
-            .await
-            .failure(StatusCode::NOT_FOUND, "not_found");
+    for uri in ["/", "/api/v1/analytics/aggregate/nope", "/api/v1/analytics/aggregate/video-leaderboard/"] {
+        send(&app, uri, Auth::Key(KEY_A)).await.failure(StatusCode::NOT_FOUND, "not_found");
     }
-    let req = Request::post(url("video-leaderboard", P1, ""))
-        .body(Body::empty())
-        .unwrap();
+    let req = Request::post(url("video-leaderboard", P1, "")).body(Body::empty()).unwrap();
     let res = app.router.clone().oneshot(req).await.unwrap();
     assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
-    let body: Value =
-        serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    let body: Value = serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap();
     assert_eq!(body["error"]["code"], "method_not_allowed");
 }
 
@@ -672,11 +441,7 @@ async fn openapi_lists_every_route_and_parameter() {
         assert!(item["get"].is_object(), "{path}");
         // The router really serves it (any answer but an unknown-route 404).
         let res = send(&app, path, Auth::None).await;
-        assert!(
-            res.status != StatusCode::NOT_FOUND
-                || res.json()["error"]["message"] != "no such endpoint",
-            "{path}"
-        );
+        assert!(res.status != StatusCode::NOT_FOUND || res.json()["error"]["message"] != "no such endpoint", "{path}");
     }
     for (endpoint, _) in ENDPOINTS {
         let op = &paths[&format!("/api/v1/analytics/aggregate/{endpoint}")]["get"];
@@ -687,36 +452,18 @@ async fn openapi_lists_every_route_and_parameter() {
         let project = params.iter().find(|p| p["name"] == "project_id").unwrap();
         assert_eq!(project["required"], true);
         assert_eq!(project["in"], "query");
-        let data =
-            &op["responses"]["200"]["content"]["application/json"]["schema"]["properties"]["data"];
+        let data = &op["responses"]["200"]["content"]["application/json"]["schema"]["properties"]["data"];
         assert!(data.is_object(), "{endpoint}: {data}");
     }
     let params = &paths["/api/v1/analytics/aggregate/video-leaderboard"]["get"]["parameters"];
-    let limit = params
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == "limit")
-        .unwrap();
+    let limit = params.as_array().unwrap().iter().find(|p| p["name"] == "limit").unwrap();
     assert_eq!(limit["schema"]["minimum"], 1);
     assert_eq!(limit["schema"]["maximum"], 200);
     assert_eq!(limit["schema"]["default"], 100);
-    let order = params
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == "order")
-        .unwrap();
+    let order = params.as_array().unwrap().iter().find(|p| p["name"] == "order").unwrap();
     assert_eq!(order["schema"]["enum"].as_array().unwrap().len(), 6);
     let schemas = spec["components"]["schemas"].as_object().unwrap();
-    for name in [
-        "VideoItem",
-        "Distribution",
-        "BinItem",
-        "CampaignItem",
-        "Meta",
-        "ErrorEnvelope",
-    ] {
+    for name in ["VideoItem", "Distribution", "BinItem", "CampaignItem", "Meta", "ErrorEnvelope"] {
         assert!(schemas.contains_key(name), "{name}");
     }
     let video = &schemas["VideoItem"]["properties"];
@@ -729,52 +476,21 @@ async fn openapi_lists_every_route_and_parameter() {
 async fn metrics_count_requests_and_read_store_counters() {
     let app = app();
     send(&app, &url("video-leaderboard", P1, ""), Auth::None).await;
-    send(
-        &app,
-        &url("video-leaderboard", P_MISSING, ""),
-        Auth::Key(KEY_A),
-    )
-    .await;
+    send(&app, &url("video-leaderboard", P_MISSING, ""), Auth::Key(KEY_A)).await;
     send(&app, "/no/such/route", Auth::None).await;
     let res = send(&app, "/metrics", Auth::None).await;
     assert_eq!(res.status, StatusCode::OK);
     assert!(res.content_type.starts_with("text/plain"));
     let text = res.text;
     let n = events().len();
-    assert!(
-        text.contains(&format!("\ngoatview_events_applied_total {n}\n")),
-        "{text}"
-    );
+    assert!(text.contains(&format!("\ngoatview_events_applied_total {n}\n")), "{text}");
     assert!(text.contains("\ngoatview_dead_letters_total 1\n"), "{text}");
     let vl = "endpoint=\"/api/v1/analytics/aggregate/video-leaderboard\"";
-    assert!(
-        text.contains(&format!(
-            "goatview_http_requests_total{{{vl},status=\"401\"}} 1"
-        )),
-        "{text}"
-    );
-    assert!(
-        text.contains(&format!(
-            "goatview_http_requests_total{{{vl},status=\"404\"}} 1"
-        )),
-        "{text}"
-    );
-    assert!(
-        text.contains("goatview_http_requests_total{endpoint=\"unmatched\",status=\"404\"} 1"),
-        "{text}"
-    );
-    assert!(
-        text.contains(&format!(
-            "goatview_http_request_duration_seconds_count{{{vl}}} 2"
-        )),
-        "{text}"
-    );
-    assert!(
-        text.contains(&format!(
-            "goatview_http_request_duration_seconds_bucket{{{vl},le=\"+Inf\"}} 2"
-        )),
-        "{text}"
-    );
+    assert!(text.contains(&format!("goatview_http_requests_total{{{vl},status=\"401\"}} 1")), "{text}");
+    assert!(text.contains(&format!("goatview_http_requests_total{{{vl},status=\"404\"}} 1")), "{text}");
+    assert!(text.contains("goatview_http_requests_total{endpoint=\"unmatched\",status=\"404\"} 1"), "{text}");
+    assert!(text.contains(&format!("goatview_http_request_duration_seconds_count{{{vl}}} 2")), "{text}");
+    assert!(text.contains(&format!("goatview_http_request_duration_seconds_bucket{{{vl},le=\"+Inf\"}} 2")), "{text}");
 }
 
 // ---- Success paths: these call the query functions. ----
@@ -782,11 +498,7 @@ async fn metrics_count_requests_and_read_store_counters() {
 #[tokio::test]
 async fn meta_has_lowercase_project_id_and_last_event_at() {
     let app = app();
-    for auth in [
-        Auth::Key(KEY_A),
-        Auth::Cookie(&session(&[ORG_B, ORG_A])),
-        Auth::Both(KEY_A, "garbage"),
-    ] {
+    for auth in [Auth::Key(KEY_A), Auth::Cookie(&session(&[ORG_B, ORG_A])), Auth::Both(KEY_A, "garbage")] {
         let res = send(&app, &url("goal-compliance", &P1.to_uppercase(), ""), auth).await;
         assert_eq!(res.status, StatusCode::OK, "{}", res.text);
         let v = res.json();
@@ -801,12 +513,7 @@ async fn every_endpoint_success() {
     let app = app();
     for (endpoint, extra) in ENDPOINTS {
         let junk = "&unknown=1&unknown=2&also=";
-        let res = send(
-            &app,
-            &url(endpoint, P1, &format!("{extra}{junk}")),
-            Auth::Key(KEY_A),
-        )
-        .await;
+        let res = send(&app, &url(endpoint, P1, &format!("{extra}{junk}")), Auth::Key(KEY_A)).await;
         assert_eq!(res.status, StatusCode::OK, "{endpoint}: {}", res.text);
         let v = res.json();
         assert_eq!(v["error"], Value::Null, "{endpoint}");
@@ -820,20 +527,13 @@ async fn every_endpoint_success() {
 /// A validator for one response schema of the served document (its `$ref`s resolve
 /// against the document's `components`).
 fn response_validator(spec: &Value, path: &str, status: &str) -> jsonschema::Validator {
-    let mut schema = spec["paths"][path]["get"]["responses"][status]["content"]["application/json"]
-        ["schema"]
-        .clone();
+    let mut schema = spec["paths"][path]["get"]["responses"][status]["content"]["application/json"]["schema"].clone();
     schema["components"] = spec["components"].clone();
-    jsonschema::draft202012::options()
-        .build(&schema)
-        .unwrap_or_else(|e| panic!("{path} {status}: {e}"))
+    jsonschema::draft202012::options().build(&schema).unwrap_or_else(|e| panic!("{path} {status}: {e}"))
 }
 
 fn assert_valid(validator: &jsonschema::Validator, instance: &Value, what: &str) {
-    let errors: Vec<String> = validator
-        .iter_errors(instance)
-        .map(|e| format!("{e} at {}", e.instance_path))
-        .collect();
+    let errors: Vec<String> = validator.iter_errors(instance).map(|e| format!("{e} at {}", e.instance_path)).collect();
     assert!(errors.is_empty(), "{what}: {errors:?}\n{instance}");
 }
 
@@ -845,11 +545,7 @@ async fn answers_match_the_openapi_document() {
         let path = format!("/api/v1/analytics/aggregate/{endpoint}");
         let ok = send(&app, &url(endpoint, P1, extra), Auth::Key(KEY_A)).await;
         assert_eq!(ok.status, StatusCode::OK, "{endpoint}: {}", ok.text);
-        assert_valid(
-            &response_validator(&spec, &path, "200"),
-            &ok.json(),
-            endpoint,
-        );
+        assert_valid(&response_validator(&spec, &path, "200"), &ok.json(), endpoint);
         let cases = [
             ("400", url(endpoint, P1, "&project_id=x"), Auth::Key(KEY_A)),
             ("401", url(endpoint, P1, extra), Auth::None),
@@ -858,50 +554,24 @@ async fn answers_match_the_openapi_document() {
         for (status, uri, auth) in cases {
             let res = send(&app, &uri, auth).await;
             assert_eq!(res.status.as_str(), status, "{endpoint}: {}", res.text);
-            assert_valid(
-                &response_validator(&spec, &path, status),
-                &res.json(),
-                &format!("{endpoint} {status}"),
-            );
+            assert_valid(&response_validator(&spec, &path, status), &res.json(), &format!("{endpoint} {status}"));
         }
     }
-    let empty = send(
-        &app,
-        &url("view-distribution", P2, "&from=2026-04-01&to=2026-04-30"),
-        Auth::Key(KEY_B),
-    )
-    .await;
+    let empty = send(&app, &url("view-distribution", P2, "&from=2026-04-01&to=2026-04-30"), Auth::Key(KEY_B)).await;
     assert_eq!(empty.status, StatusCode::OK, "{}", empty.text);
     assert_eq!(empty.json()["data"]["total"], 0);
-    assert_eq!(
-        empty.json()["meta"]["last_event_at"],
-        "2026-03-01T00:00:00Z"
-    );
-    let validator = response_validator(
-        &spec,
-        "/api/v1/analytics/aggregate/view-distribution",
-        "200",
-    );
+    assert_eq!(empty.json()["meta"]["last_event_at"], "2026-03-01T00:00:00Z");
+    let validator = response_validator(&spec, "/api/v1/analytics/aggregate/view-distribution", "200");
     assert_valid(&validator, &empty.json(), "empty view-distribution");
 }
 
 #[tokio::test]
 async fn video_leaderboard_success() {
     let app = app();
-    let res = send(
-        &app,
-        &url("video-leaderboard", P1, "&limit=2&order=view_count"),
-        Auth::Key(KEY_A),
-    )
-    .await;
+    let res = send(&app, &url("video-leaderboard", P1, "&limit=2&order=view_count"), Auth::Key(KEY_A)).await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text);
     let data = res.json()["data"].clone();
-    let views: Vec<u64> = data
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v["view_count"].as_u64().unwrap())
-        .collect();
+    let views: Vec<u64> = data.as_array().unwrap().iter().map(|v| v["view_count"].as_u64().unwrap()).collect();
     assert_eq!(views, [5000, 1000]);
     assert_eq!(data[0]["total_count"], 3);
     assert_eq!(data[0]["creator_id"], C1);
@@ -920,11 +590,7 @@ async fn serves_http1_over_tcp() {
     let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let request = format!(
         "GET {} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {KEY_A}\r\nConnection: close\r\n\r\n",
-        url(
-            "posting-heatmap",
-            P_MISSING,
-            "&from=2026-04-01&to=2026-04-30"
-        )
+        url("posting-heatmap", P_MISSING, "&from=2026-04-01&to=2026-04-30")
     );
     let mut written = 0;
     while written < request.len() {
@@ -949,11 +615,7 @@ async fn serves_http1_over_tcp() {
     let response = String::from_utf8(response).unwrap();
     let (head, body) = response.split_once("\r\n\r\n").unwrap();
     assert!(head.starts_with("HTTP/1.1 404 Not Found\r\n"), "{head}");
-    assert!(
-        head.to_ascii_lowercase()
-            .contains("content-type: application/json"),
-        "{head}"
-    );
+    assert!(head.to_ascii_lowercase().contains("content-type: application/json"), "{head}");
     let body: Value = serde_json::from_str(body).unwrap();
     assert_eq!(body["error"]["code"], "not_found");
     server.abort();

@@ -86,7 +86,9 @@ fn render(s: &Spec, at: u8, event_id: u128) -> String {
             "display_name": null, "avatar_url": format!("https://a/{creator}"), "follower_count": followers,
         }),
         Spec::RemoveCreator { creator } => json!({"type": "creator.removed", "creator_id": id('c', creator)}),
-        Spec::Campaign { campaign, name } => json!({"type": "campaign.upserted", "campaign_id": id('a', campaign), "name": format!("camp {name}")}),
+        Spec::Campaign { campaign, name } => {
+            json!({"type": "campaign.upserted", "campaign_id": id('a', campaign), "name": format!("camp {name}")})
+        }
         Spec::DeleteCampaign { campaign } => json!({"type": "campaign.deleted", "campaign_id": id('a', campaign)}),
         Spec::Item { campaign, kind, item, added } => {
             let (kind, item) = match kind {
@@ -104,7 +106,9 @@ fn render(s: &Spec, at: u8, event_id: u128) -> String {
                    "starts_on": starts.to_string(), "ends_on": (starts + chrono::Days::new(len.into())).to_string()})
         }
         Spec::RemoveGoal { goal } => json!({"type": "creator.goal_removed", "goal_id": id('9', goal)}),
-        Spec::Project { zone } => json!({"type": "project.upserted", "org_id": ORG, "name": "p", "timezone": ZONES[zone]}),
+        Spec::Project { zone } => {
+            json!({"type": "project.upserted", "org_id": ORG, "name": "p", "timezone": ZONES[zone]})
+        }
         Spec::DeleteProject => json!({"type": "project.deleted"}),
     };
     v.extend(body.as_object().unwrap().clone());

@@ -70,11 +70,8 @@ const K2: &str = "ca000000-0000-4000-8000-000000000002";
 const K4: &str = "ca000000-0000-4000-8000-000000000004";
 
 fn model() -> Reference {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/golden_tiny.ndjson"
-    ))
-    .unwrap();
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/golden_tiny.ndjson")).unwrap();
     let lines: Vec<&str> = text.split('\n').collect();
     Reference::from_lines(&lines)
 }
@@ -84,31 +81,20 @@ fn now() -> DateTime<Utc> {
 }
 
 fn q(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
 fn ask(endpoint: &str, pairs: &[(&str, &str)]) -> Value {
-    model()
-        .answer(endpoint, &q(pairs), now())
-        .unwrap_or_else(|e| panic!("{endpoint}: {e:?}"))
+    model().answer(endpoint, &q(pairs), now()).unwrap_or_else(|e| panic!("{endpoint}: {e:?}"))
 }
 
 fn err(endpoint: &str, pairs: &[(&str, &str)]) -> (u16, &'static str) {
-    model()
-        .answer(endpoint, &q(pairs), now())
-        .expect_err(endpoint)
+    model().answer(endpoint, &q(pairs), now()).expect_err(endpoint)
 }
 
 /// The values of one field of every item.
 fn column(v: &Value, field: &str) -> Value {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i[field].clone())
-        .collect()
+    v.as_array().unwrap().iter().map(|i| i[field].clone()).collect()
 }
 
 #[test]
@@ -116,50 +102,24 @@ fn state_meta() {
     let m = model();
     // Greatest valid occurred_at: c1's snapshot 2026-04-18T14:00:00.250+02:00.
     // The dead letters dated 2026-05-01 do not count.
-    assert_eq!(
-        m.last_event_at(P).as_deref(),
-        Some("2026-04-18T12:00:00.250Z")
-    );
-    assert_eq!(
-        m.last_event_at(&P.to_uppercase()).as_deref(),
-        Some("2026-04-18T12:00:00.250Z")
-    );
+    assert_eq!(m.last_event_at(P).as_deref(), Some("2026-04-18T12:00:00.250Z"));
+    assert_eq!(m.last_event_at(&P.to_uppercase()).as_deref(), Some("2026-04-18T12:00:00.250Z"));
     assert_eq!(m.last_event_at(P2).as_deref(), Some("2026-03-05T00:00:00Z"));
-    assert_eq!(
-        m.last_event_at("5eed0000-0000-4000-8000-00000000dead"),
-        None
-    );
+    assert_eq!(m.last_event_at("5eed0000-0000-4000-8000-00000000dead"), None);
     // P2 is deleted; P's later upsert (New York) beats the Berlin one, and the
     // "Mars/Olympus" upsert is a dead letter.
-    assert_eq!(
-        m.projects(),
-        vec![(
-            P.to_string(),
-            ORG.to_string(),
-            "America/New_York".to_string()
-        )]
-    );
+    assert_eq!(m.projects(), vec![(P.to_string(), ORG.to_string(), "America/New_York".to_string())]);
     // In the period, in New York: v1 1000, v2 3000, v4 8000, v5 2500, v7 400,
     // v10 1235; v3 (03-31 local) and v9 (04-15 local) are outside.
-    assert_eq!(
-        m.views_in_period(P, "2026-04-01", "2026-04-14"),
-        vec![400, 1000, 1235, 2500, 3000, 8000]
-    );
+    assert_eq!(m.views_in_period(P, "2026-04-01", "2026-04-14"), vec![400, 1000, 1235, 2500, 3000, 8000]);
 }
 
 #[test]
 fn video_leaderboard_items() {
     // Period 04-01..04-14 in New York = [2026-04-01T04:00Z, 2026-04-15T04:00Z):
     // v1, v2, v4, v5, v7, v10 → total_count 6. By views: v4 8000, v2 3000, v5 2500.
-    let got = ask(
-        "video-leaderboard",
-        &[
-            ("project_id", P),
-            ("from", "2026-04-01"),
-            ("to", "2026-04-14"),
-            ("limit", "3"),
-        ],
-    );
+    let got =
+        ask("video-leaderboard", &[("project_id", P), ("from", "2026-04-01"), ("to", "2026-04-14"), ("limit", "3")]);
     let want = json!([
         {"video_id": V4, "title": "V4", "thumbnail_url": "https://img/v4.jpg", "url": "https://tt/v4",
          "view_count": 8000, "like_count": 400, "comment_count": 40, "share_count": 20, "save_count": 10,
@@ -179,19 +139,12 @@ fn video_leaderboard_items() {
 
 #[test]
 fn video_leaderboard_orders() {
-    let period = [
-        ("project_id", P),
-        ("from", "2026-04-01"),
-        ("to", "2026-04-14"),
-    ];
+    let period = [("project_id", P), ("from", "2026-04-01"), ("to", "2026-04-14")];
     // save_count: v4 10, v1 7, then the tie v2 2 / v7 2 (smaller id first),
     // then the tie v5 0 / v10 0.
     let mut p = period.to_vec();
     p.push(("order", "save_count"));
-    assert_eq!(
-        column(&ask("video-leaderboard", &p), "video_id"),
-        json!([V4, V1, V2, V7, V5, V10])
-    );
+    assert_eq!(column(&ask("video-leaderboard", &p), "video_id"), json!([V4, V1, V2, V7, V5, V10]));
     // posted_at desc: v7 04-15T03:59Z, v5 04-10T12Z, v10 04-08T14:30Z, v4, v2, v1;
     // offset 1, limit 2 → v5, v10, still total_count 6.
     let mut p = period.to_vec();
@@ -201,19 +154,10 @@ fn video_leaderboard_orders() {
     assert_eq!(column(&got, "total_count"), json!([6, 6]));
     // Open period: all 8 visible videos (v3 and v9 too; never v6 or v8).
     let got = ask("video-leaderboard", &[("project_id", &P.to_uppercase())]);
-    assert_eq!(
-        column(&got, "video_id"),
-        json!([V4, V2, V5, V10, V1, V3, V7, V9])
-    );
-    assert_eq!(
-        column(&got, "view_count"),
-        json!([8000, 3000, 2500, 1235, 1000, 700, 400, 100])
-    );
+    assert_eq!(column(&got, "video_id"), json!([V4, V2, V5, V10, V1, V3, V7, V9]));
+    assert_eq!(column(&got, "view_count"), json!([8000, 3000, 2500, 1235, 1000, 700, 400, 100]));
     // Offset past the end: no items.
-    assert_eq!(
-        ask("video-leaderboard", &[("project_id", P), ("offset", "8")]),
-        json!([])
-    );
+    assert_eq!(ask("video-leaderboard", &[("project_id", P), ("offset", "8")]), json!([]));
 }
 
 #[test]
@@ -222,14 +166,7 @@ fn posting_heatmap() {
     //   v4 Sun 12:00 → (0,12) 8000;  v7 Tue 23:59 → (2,23) 400;
     //   v1 Wed 04-01 10:00 + v10 Wed 04-08 10:30 → (3,10) 2 posts, (1000+1235)/2 = 1117.5;
     //   v2 Thu 23:30 → (4,23) 3000;  v5 Fri 08:00 → (5,8) 2500.
-    let got = ask(
-        "posting-heatmap",
-        &[
-            ("project_id", P),
-            ("from", "2026-04-01"),
-            ("to", "2026-04-14"),
-        ],
-    );
+    let got = ask("posting-heatmap", &[("project_id", P), ("from", "2026-04-01"), ("to", "2026-04-14")]);
     assert_eq!(
         got,
         json!([
@@ -243,15 +180,7 @@ fn posting_heatmap() {
     // tz=UTC moves both the period ([04-01T00Z, 04-15T00Z): v3 in, v7 out) and the cells:
     //   v4 Sun 16 → (0,16); v3 Wed 03:59:59 → (3,3) 700; v1 + v10 Wed 14 → (3,14) 1117.5;
     //   v2 Fri 04-03 03:30 → (5,3); v5 Fri 12:00 → (5,12).
-    let got = ask(
-        "posting-heatmap",
-        &[
-            ("project_id", P),
-            ("from", "2026-04-01"),
-            ("to", "2026-04-14"),
-            ("tz", "UTC"),
-        ],
-    );
+    let got = ask("posting-heatmap", &[("project_id", P), ("from", "2026-04-01"), ("to", "2026-04-14"), ("tz", "UTC")]);
     assert_eq!(
         got,
         json!([
@@ -274,12 +203,7 @@ fn view_distribution() {
     // Bins: 400, 1000 (0.55), 1235 (0.77) → 0; 2500 (1.93) → 1; 3000 (2.39) → 2; 8000 (7) → 6.
     let got = ask(
         "view-distribution",
-        &[
-            ("project_id", P),
-            ("from", "2026-04-01"),
-            ("to", "2026-04-14"),
-            ("bin_count", "7"),
-        ],
+        &[("project_id", P), ("from", "2026-04-01"), ("to", "2026-04-14"), ("bin_count", "7")],
     );
     assert_eq!(
         got,
@@ -297,39 +221,16 @@ fn view_distribution() {
         })
     );
     // One video (v9 on 04-15 local): w = 0, everything in bin 0; default 20 bins.
-    let got = ask(
-        "view-distribution",
-        &[
-            ("project_id", P),
-            ("from", "2026-04-15"),
-            ("to", "2026-04-15"),
-        ],
-    );
+    let got = ask("view-distribution", &[("project_id", P), ("from", "2026-04-15"), ("to", "2026-04-15")]);
     assert_eq!(got["total"], json!(1));
-    assert_eq!(
-        (got["min"].clone(), got["p50"].clone(), got["p99"].clone()),
-        (json!(100), json!(100), json!(100))
-    );
+    assert_eq!((got["min"].clone(), got["p50"].clone(), got["p99"].clone()), (json!(100), json!(100), json!(100)));
     let bins = got["bins"].as_array().unwrap();
     assert_eq!(bins.len(), 20);
-    assert_eq!(
-        bins[0],
-        json!({"bin_index": 0, "bin_lower": 100, "bin_upper": 100, "video_count": 1})
-    );
-    assert_eq!(
-        bins[19],
-        json!({"bin_index": 19, "bin_lower": 100, "bin_upper": 100, "video_count": 0})
-    );
+    assert_eq!(bins[0], json!({"bin_index": 0, "bin_lower": 100, "bin_upper": 100, "video_count": 1}));
+    assert_eq!(bins[19], json!({"bin_index": 19, "bin_lower": 100, "bin_upper": 100, "video_count": 0}));
     // Empty period.
     assert_eq!(
-        ask(
-            "view-distribution",
-            &[
-                ("project_id", P),
-                ("from", "2025-01-01"),
-                ("to", "2025-01-31")
-            ]
-        ),
+        ask("view-distribution", &[("project_id", P), ("from", "2025-01-01"), ("to", "2025-01-31")]),
         json!({"total": 0, "min": null, "max": null, "p50": null, "p75": null, "p90": null, "p99": null, "bins": []})
     );
 }
@@ -360,15 +261,7 @@ fn outliers() {
     let got = ask("outliers", &[("project_id", P), ("min_x_multiple", "3")]);
     assert_eq!(column(&got, "video_id"), json!([V5, V2]));
     // Period 04-01..04-09 drops v5 (04-10) but the medians stay the same.
-    let got = ask(
-        "outliers",
-        &[
-            ("project_id", P),
-            ("from", "2026-04-01"),
-            ("to", "2026-04-09"),
-            ("limit", "1"),
-        ],
-    );
+    let got = ask("outliers", &[("project_id", P), ("from", "2026-04-01"), ("to", "2026-04-09"), ("limit", "1")]);
     assert_eq!(column(&got, "video_id"), json!([V2]));
 }
 
@@ -381,14 +274,7 @@ fn creator_leaderboard_period() {
     //     21/14 = 1.5/week; points 0 (04-03), 50 (04-06) → 50, growth 0 (first is 0).
     // c1: v1 1000 + v2 3000 = 4000, 2 posts, (115+189)/4000 = 7.6%, 14/14 = 1.0/week;
     //     points 1100 (04-02), 1250 (04-10) → 150, 150/1100 = 13.636% → 13.64.
-    let got = ask(
-        "creator-leaderboard",
-        &[
-            ("project_id", P),
-            ("from", "2026-04-01"),
-            ("to", "2026-04-14"),
-        ],
-    );
+    let got = ask("creator-leaderboard", &[("project_id", P), ("from", "2026-04-01"), ("to", "2026-04-14")]);
     assert_eq!(
         got,
         json!([
@@ -415,10 +301,7 @@ fn creator_leaderboard_open_period() {
     //     points 1000 … 1300 → 300, 300/1000 = 30.0%.
     // c3: 2500 + 400 + 100 + 1235 = 4235, 4 posts, 28/21 = 1.33, (148+1)/4235 = 3.518% → 3.52, 50, 0.0.
     // Sorted c2, c1, c3; offset 1, limit 2 → c1, c3.
-    let got = ask(
-        "creator-leaderboard",
-        &[("project_id", P), ("offset", "1"), ("limit", "2")],
-    );
+    let got = ask("creator-leaderboard", &[("project_id", P), ("offset", "1"), ("limit", "2")]);
     assert_eq!(
         got,
         json!([
@@ -433,10 +316,7 @@ fn creator_leaderboard_open_period() {
     let got = ask("creator-leaderboard", &[("project_id", P), ("limit", "1")]);
     assert_eq!(got[0]["posts_per_week"], json!(0.33));
     // `to` before the earliest video's date: days < 1 → 0; no points → 0.
-    let got = ask(
-        "creator-leaderboard",
-        &[("project_id", P), ("to", "2026-03-01")],
-    );
+    let got = ask("creator-leaderboard", &[("project_id", P), ("to", "2026-03-01")]);
     assert_eq!(column(&got, "posts_per_week"), json!([0.0, 0.0, 0.0]));
     assert_eq!(column(&got, "total_views"), json!([0, 0, 0]));
     // All tie at 0 views → by creator_id.
@@ -447,14 +327,7 @@ fn creator_leaderboard_open_period() {
 fn posting_consistency() {
     // New York days: c1 04-01 (v1), 04-02 (v2 at 23:30); c2 04-05 (v4);
     // c3 04-08 (v10), 04-10 (v5), 04-14 (v7 at 23:59).
-    let got = ask(
-        "posting-consistency",
-        &[
-            ("project_id", P),
-            ("from", "2026-04-01"),
-            ("to", "2026-04-14"),
-        ],
-    );
+    let got = ask("posting-consistency", &[("project_id", P), ("from", "2026-04-01"), ("to", "2026-04-14")]);
     assert_eq!(
         got,
         json!([
@@ -469,12 +342,7 @@ fn posting_consistency() {
     // UTC days: v3 (03:59:59Z) and v1 share 04-01; v2 is 04-03; v7 (04-15T03:59Z) is out.
     let got = ask(
         "posting-consistency",
-        &[
-            ("project_id", P),
-            ("from", "2026-04-01"),
-            ("to", "2026-04-14"),
-            ("tz", "Etc/UTC"),
-        ],
+        &[("project_id", P), ("from", "2026-04-01"), ("to", "2026-04-14"), ("tz", "Etc/UTC")],
     );
     assert_eq!(
         got,
@@ -491,14 +359,7 @@ fn posting_consistency() {
 #[test]
 fn creator_scatter() {
     // Same figures as creator_leaderboard_period, sorted by creator_id.
-    let got = ask(
-        "creator-scatter",
-        &[
-            ("project_id", P),
-            ("from", "2026-04-01"),
-            ("to", "2026-04-14"),
-        ],
-    );
+    let got = ask("creator-scatter", &[("project_id", P), ("from", "2026-04-01"), ("to", "2026-04-14")]);
     assert_eq!(
         got,
         json!([
@@ -509,14 +370,7 @@ fn creator_scatter() {
     );
     // 04-15..04-30: only v9 (c3, 04-15 00:00 local): (1+0+0)/100 = 1.0%; c3 has no
     // follower point then → 0. c1 has a point (04-18) but no video → not listed.
-    let got = ask(
-        "creator-scatter",
-        &[
-            ("project_id", P),
-            ("from", "2026-04-15"),
-            ("to", "2026-04-30"),
-        ],
-    );
+    let got = ask("creator-scatter", &[("project_id", P), ("from", "2026-04-15"), ("to", "2026-04-30")]);
     assert_eq!(
         got,
         json!([{"creator_id": C3, "tiktok_handle": "c3", "follower_delta": 0, "engagement_rate": 1.0, "posts_count": 1}])
@@ -532,10 +386,7 @@ fn goal_compliance() {
     // g3 c3 views 10000, 03-01..03-31: 0, today > ends_on → missed.
     // g6 c3 posts 3, 05-01..05-31: elapsed clamp(-10) = 0, expected 0, 0 >= 0 → on_track.
     let got = ask("goal-compliance", &[("project_id", P)]);
-    assert_eq!(
-        got,
-        json!({"on_track": 2, "at_risk": 1, "missed": 1, "total_goals": 4, "creators_with_goals": 3})
-    );
+    assert_eq!(got, json!({"on_track": 2, "at_risk": 1, "missed": 1, "total_goals": 4, "creators_with_goals": 3}));
 }
 
 #[test]
@@ -548,14 +399,7 @@ fn campaign_leaderboard() {
     //     creators c1, c2, c3; preview v4; prior v3 700; delta 14200; 14200/700 = 2028.57% → 2029.
     // k2, k4: 8000 + 2500 + 400 = 10900; likes 490; creators c2, c3; prior 0 → pct null.
     //     Tie on views → k2 before k4.
-    let got = ask(
-        "campaign-leaderboard",
-        &[
-            ("project_id", P),
-            ("from", "2026-04-01"),
-            ("to", "2026-04-14"),
-        ],
-    );
+    let got = ask("campaign-leaderboard", &[("project_id", P), ("from", "2026-04-01"), ("to", "2026-04-14")]);
     assert_eq!(
         got,
         json!([
@@ -572,14 +416,7 @@ fn campaign_leaderboard() {
     );
     // 04-15..04-28 (prior = 04-01..04-14): no resolved video posted (v9 is not a
     // member); -14900/14900 = -100%, preview null; all at 0 → by id.
-    let got = ask(
-        "campaign-leaderboard",
-        &[
-            ("project_id", P),
-            ("from", "2026-04-15"),
-            ("to", "2026-04-28"),
-        ],
-    );
+    let got = ask("campaign-leaderboard", &[("project_id", P), ("from", "2026-04-15"), ("to", "2026-04-28")]);
     assert_eq!(
         got,
         json!([
@@ -613,10 +450,7 @@ fn member_overlap() {
     );
     // Direct video members: v4 in k1 (added with an upper-case id) and k2; v5 in
     // k2; v7 in k4. Not: v6 (removed), v1 (k3 deleted), v9 (membership removed).
-    let got = ask(
-        "member-overlap",
-        &[("project_id", P), ("dimension", "video")],
-    );
+    let got = ask("member-overlap", &[("project_id", P), ("dimension", "video")]);
     assert_eq!(
         got,
         json!([
@@ -634,212 +468,68 @@ fn member_overlap() {
 fn parameter_errors() {
     const BAD: (u16, &str) = (400, "invalid_parameter");
     const NF: (u16, &str) = (404, "not_found");
-    let period = [
-        ("project_id", P),
-        ("from", "2026-04-01"),
-        ("to", "2026-04-14"),
-    ];
+    let period = [("project_id", P), ("from", "2026-04-01"), ("to", "2026-04-14")];
     let with = |extra: &[(&'static str, &'static str)]| {
         let mut v = period.to_vec();
         v.extend_from_slice(extra);
         v
     };
     // Duplicate and empty parameters.
-    assert_eq!(
-        err("video-leaderboard", &with(&[("from", "2026-04-01")])),
-        BAD
-    );
-    assert_eq!(
-        err(
-            "video-leaderboard",
-            &with(&[("limit", "5"), ("limit", "5")])
-        ),
-        BAD
-    );
-    assert_eq!(
-        err("video-leaderboard", &[("project_id", P), ("from", "")]),
-        BAD
-    );
-    assert_eq!(
-        err("goal-compliance", &[("project_id", P), ("project_id", P)]),
-        BAD
-    );
+    assert_eq!(err("video-leaderboard", &with(&[("from", "2026-04-01")])), BAD);
+    assert_eq!(err("video-leaderboard", &with(&[("limit", "5"), ("limit", "5")])), BAD);
+    assert_eq!(err("video-leaderboard", &[("project_id", P), ("from", "")]), BAD);
+    assert_eq!(err("goal-compliance", &[("project_id", P), ("project_id", P)]), BAD);
     // from > to; malformed dates.
-    assert_eq!(
-        err(
-            "posting-heatmap",
-            &[
-                ("project_id", P),
-                ("from", "2026-04-15"),
-                ("to", "2026-04-14")
-            ]
-        ),
-        BAD
-    );
-    assert_eq!(
-        err(
-            "video-leaderboard",
-            &[("project_id", P), ("from", "2026-4-01")]
-        ),
-        BAD
-    );
-    assert_eq!(
-        err(
-            "video-leaderboard",
-            &[("project_id", P), ("to", "2026-02-30")]
-        ),
-        BAD
-    );
+    assert_eq!(err("posting-heatmap", &[("project_id", P), ("from", "2026-04-15"), ("to", "2026-04-14")]), BAD);
+    assert_eq!(err("video-leaderboard", &[("project_id", P), ("from", "2026-4-01")]), BAD);
+    assert_eq!(err("video-leaderboard", &[("project_id", P), ("to", "2026-02-30")]), BAD);
     // Required from/to.
-    assert_eq!(
-        err(
-            "posting-heatmap",
-            &[("project_id", P), ("from", "2026-04-01")]
-        ),
-        BAD
-    );
-    assert_eq!(
-        err(
-            "campaign-leaderboard",
-            &[("project_id", P), ("to", "2026-04-01")]
-        ),
-        BAD
-    );
+    assert_eq!(err("posting-heatmap", &[("project_id", P), ("from", "2026-04-01")]), BAD);
+    assert_eq!(err("campaign-leaderboard", &[("project_id", P), ("to", "2026-04-01")]), BAD);
     assert_eq!(err("view-distribution", &[("project_id", P)]), BAD);
     // Integers: range and syntax.
-    for bad in [
-        "0",
-        "201",
-        "+5",
-        "5.0",
-        " 5",
-        "-1",
-        "99999999999999999999999",
-    ] {
-        assert_eq!(
-            err("video-leaderboard", &with(&[("limit", bad)])),
-            BAD,
-            "limit={bad}"
-        );
+    for bad in ["0", "201", "+5", "5.0", " 5", "-1", "99999999999999999999999"] {
+        assert_eq!(err("video-leaderboard", &with(&[("limit", bad)])), BAD, "limit={bad}");
     }
     assert_eq!(err("outliers", &[("project_id", P), ("limit", "101")]), BAD);
-    assert_eq!(
-        err(
-            "creator-leaderboard",
-            &[("project_id", P), ("offset", "-1")]
-        ),
-        BAD
-    );
+    assert_eq!(err("creator-leaderboard", &[("project_id", P), ("offset", "-1")]), BAD);
     assert_eq!(err("view-distribution", &with(&[("bin_count", "4")])), BAD);
     assert_eq!(err("view-distribution", &with(&[("bin_count", "51")])), BAD);
-    assert!(
-        model()
-            .answer(
-                "view-distribution",
-                &q(&with(&[("bin_count", "50")])),
-                now()
-            )
-            .is_ok()
-    );
+    assert!(model().answer("view-distribution", &q(&with(&[("bin_count", "50")])), now()).is_ok());
     // min_x_multiple: > 0 and <= 1000.
     for bad in ["0", "0.0", "1000.5", "-1", "abc", "inf", "NaN"] {
-        assert_eq!(
-            err("outliers", &[("project_id", P), ("min_x_multiple", bad)]),
-            BAD,
-            "min_x={bad}"
-        );
+        assert_eq!(err("outliers", &[("project_id", P), ("min_x_multiple", bad)]), BAD, "min_x={bad}");
     }
-    assert!(
-        model()
-            .answer(
-                "outliers",
-                &q(&[("project_id", P), ("min_x_multiple", "1000")]),
-                now()
-            )
-            .is_ok()
-    );
+    assert!(model().answer("outliers", &q(&[("project_id", P), ("min_x_multiple", "1000")]), now()).is_ok());
     // Enums and zones.
-    assert_eq!(
-        err(
-            "video-leaderboard",
-            &[("project_id", P), ("order", "views")]
-        ),
-        BAD
-    );
-    assert_eq!(
-        err(
-            "member-overlap",
-            &[("project_id", P), ("dimension", "campaign")]
-        ),
-        BAD
-    );
-    assert_eq!(
-        err("posting-heatmap", &with(&[("tz", "Mars/Olympus")])),
-        BAD
-    );
+    assert_eq!(err("video-leaderboard", &[("project_id", P), ("order", "views")]), BAD);
+    assert_eq!(err("member-overlap", &[("project_id", P), ("dimension", "campaign")]), BAD);
+    assert_eq!(err("posting-heatmap", &with(&[("tz", "Mars/Olympus")])), BAD);
     assert_eq!(err("posting-consistency", &with(&[("tz", "")])), BAD);
     // Unknown parameters (and parameters of other endpoints) are ignored.
     assert!(
         model()
-            .answer(
-                "creator-leaderboard",
-                &q(&[("project_id", P), ("tz", "Mars/Olympus"), ("x", "")]),
-                now()
-            )
+            .answer("creator-leaderboard", &q(&[("project_id", P), ("tz", "Mars/Olympus"), ("x", "")]), now())
             .is_ok()
     );
-    assert!(
-        model()
-            .answer(
-                "goal-compliance",
-                &q(&[("project_id", P), ("from", "nope")]),
-                now()
-            )
-            .is_ok()
-    );
+    assert!(model().answer("goal-compliance", &q(&[("project_id", P), ("from", "nope")]), now()).is_ok());
     // project_id: missing or malformed → 400; unknown or deleted → 404.
     assert_eq!(err("goal-compliance", &[]), BAD);
-    assert_eq!(
-        err(
-            "goal-compliance",
-            &[("project_id", "5eed0000000040008000000000000001")]
-        ),
-        BAD
-    );
+    assert_eq!(err("goal-compliance", &[("project_id", "5eed0000000040008000000000000001")]), BAD);
     assert_eq!(err("goal-compliance", &[("project_id", "not-a-uuid")]), BAD);
-    assert_eq!(
-        err(
-            "goal-compliance",
-            &[("project_id", "5eed0000-0000-4000-8000-00000000dead")]
-        ),
-        NF
-    );
+    assert_eq!(err("goal-compliance", &[("project_id", "5eed0000-0000-4000-8000-00000000dead")]), NF);
     assert_eq!(err("goal-compliance", &[("project_id", P2)]), NF);
     // 400 comes before 404.
-    assert_eq!(
-        err("video-leaderboard", &[("project_id", P2), ("limit", "0")]),
-        BAD
-    );
+    assert_eq!(err("video-leaderboard", &[("project_id", P2), ("limit", "0")]), BAD);
     // Upper-case project id is the same project.
-    assert!(
-        model()
-            .answer(
-                "goal-compliance",
-                &q(&[("project_id", &P.to_uppercase())]),
-                now()
-            )
-            .is_ok()
-    );
+    assert!(model().answer("goal-compliance", &q(&[("project_id", &P.to_uppercase())]), now()).is_ok());
 }
 
 #[test]
 fn order_and_duplicates_do_not_matter() {
     // Reversing the log and doubling every line gives the same answers.
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/golden_tiny.ndjson"
-    ))
-    .unwrap();
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/golden_tiny.ndjson")).unwrap();
     let mut lines: Vec<&str> = text.lines().collect();
     lines.reverse();
     let doubled: Vec<&str> = lines.iter().chain(lines.iter()).copied().collect();
@@ -848,25 +538,11 @@ fn order_and_duplicates_do_not_matter() {
     for (ep, pairs) in [
         ("video-leaderboard", vec![("project_id", P)]),
         ("creator-leaderboard", vec![("project_id", P)]),
-        (
-            "campaign-leaderboard",
-            vec![
-                ("project_id", P),
-                ("from", "2026-04-01"),
-                ("to", "2026-04-14"),
-            ],
-        ),
-        (
-            "member-overlap",
-            vec![("project_id", P), ("dimension", "video")],
-        ),
+        ("campaign-leaderboard", vec![("project_id", P), ("from", "2026-04-01"), ("to", "2026-04-14")]),
+        ("member-overlap", vec![("project_id", P), ("dimension", "video")]),
         ("goal-compliance", vec![("project_id", P)]),
     ] {
-        assert_eq!(
-            a.answer(ep, &q(&pairs), now()),
-            b.answer(ep, &q(&pairs), now()),
-            "{ep}"
-        );
+        assert_eq!(a.answer(ep, &q(&pairs), now()), b.answer(ep, &q(&pairs), now()), "{ep}");
     }
     assert_eq!(a.last_event_at(P), b.last_event_at(P));
 }

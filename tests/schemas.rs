@@ -61,8 +61,7 @@ fn schema_files() -> BTreeMap<String, Value> {
         }
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {name}: {e}"));
-        let doc: Value =
-            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: not JSON: {e}"));
+        let doc: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: not JSON: {e}"));
         files.insert(name, doc);
     }
     files
@@ -70,18 +69,12 @@ fn schema_files() -> BTreeMap<String, Value> {
 
 /// A draft 2020-12 validator for `root`, with every schema file registered by its `$id`.
 fn validator_for(root: &Value, files: &BTreeMap<String, Value>) -> jsonschema::Validator {
-    let resources = files
-        .iter()
-        .filter(|(_, doc)| doc["$id"] != root["$id"])
-        .map(|(name, doc)| {
-            let id = doc["$id"]
-                .as_str()
-                .unwrap_or_else(|| panic!("{name}: no string $id"))
-                .to_owned();
-            let resource = jsonschema::Resource::from_contents(doc.clone())
-                .unwrap_or_else(|e| panic!("{name}: not a schema resource: {e}"));
-            (id, resource)
-        });
+    let resources = files.iter().filter(|(_, doc)| doc["$id"] != root["$id"]).map(|(name, doc)| {
+        let id = doc["$id"].as_str().unwrap_or_else(|| panic!("{name}: no string $id")).to_owned();
+        let resource = jsonschema::Resource::from_contents(doc.clone())
+            .unwrap_or_else(|e| panic!("{name}: not a schema resource: {e}"));
+        (id, resource)
+    });
     jsonschema::draft202012::options()
         .with_resources(resources)
         .build(root)
@@ -95,19 +88,16 @@ fn event_validator() -> jsonschema::Validator {
 
 /// The schema's complaints about `instance`, one per line; empty when it is valid.
 fn schema_errors(validator: &jsonschema::Validator, instance: &Value) -> String {
-    validator
-        .iter_errors(instance)
-        .fold(String::new(), |mut out, e| {
-            let _ = writeln!(out, "    at `{}`: {e}", e.instance_path);
-            out
-        })
+    validator.iter_errors(instance).fold(String::new(), |mut out, e| {
+        let _ = writeln!(out, "    at `{}`: {e}", e.instance_path);
+        out
+    })
 }
 
 /// Non-blank lines of a fixture, with their 1-based line numbers.
 fn fixture_lines(name: &str) -> Vec<(usize, String)> {
     let path = repo_path(&format!("tests/fixtures/{name}"));
-    let text =
-        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     text.lines()
         .enumerate()
         .filter(|(_, line)| !line.trim().is_empty())
@@ -117,18 +107,11 @@ fn fixture_lines(name: &str) -> Vec<(usize, String)> {
 
 /// A `{"why": …, <key>: …}` corpus line, parsed.
 fn case(name: &str, number: usize, line: &str, key: &str) -> (String, Value) {
-    let mut value: Value =
-        serde_json::from_str(line).unwrap_or_else(|e| panic!("{name}:{number}: not JSON: {e}"));
+    let mut value: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{name}:{number}: not JSON: {e}"));
     let why = value["why"].as_str().unwrap_or_default().to_owned();
-    assert!(
-        !why.trim().is_empty(),
-        "{name}:{number}: needs a non-empty \"why\""
-    );
+    assert!(!why.trim().is_empty(), "{name}:{number}: needs a non-empty \"why\"");
     let payload = value.get_mut(key).map(Value::take);
-    (
-        why,
-        payload.unwrap_or_else(|| panic!("{name}:{number}: needs an {key:?} member")),
-    )
+    (why, payload.unwrap_or_else(|| panic!("{name}:{number}: needs an {key:?} member")))
 }
 
 /// The exact text of the `event` member of an `events_invalid` line (its last member), so that
@@ -144,17 +127,10 @@ fn raw_event_text<'a>(line: &'a str, event: &Value) -> Option<&'a str> {
 #[test]
 fn every_schema_is_a_valid_draft_2020_12_schema() {
     let files = schema_files();
-    let mut expected: Vec<String> = CONTRACT_TYPES
-        .iter()
-        .map(|t| format!("{t}.v1.json"))
-        .collect();
+    let mut expected: Vec<String> = CONTRACT_TYPES.iter().map(|t| format!("{t}.v1.json")).collect();
     expected.extend([COMMON.to_owned(), UMBRELLA.to_owned()]);
     expected.sort();
-    assert_eq!(
-        files.keys().cloned().collect::<Vec<_>>(),
-        expected,
-        "schemas/ holds exactly these files"
-    );
+    assert_eq!(files.keys().cloned().collect::<Vec<_>>(), expected, "schemas/ holds exactly these files");
 
     for (name, doc) in &files {
         if let Err(e) = jsonschema::draft202012::meta::validate(doc) {
@@ -163,23 +139,14 @@ fn every_schema_is_a_valid_draft_2020_12_schema() {
         assert_eq!(doc["$schema"], DRAFT_2020_12, "{name}: $schema");
         assert_eq!(doc["$id"], format!("{ID_BASE}{name}"), "{name}: $id");
         for key in ["title", "description"] {
-            assert!(
-                doc[key].as_str().is_some_and(|s| !s.is_empty()),
-                "{name}: needs a {key}"
-            );
+            assert!(doc[key].as_str().is_some_and(|s| !s.is_empty()), "{name}: needs a {key}");
         }
         // Compiling resolves every `$ref`, so a dangling reference fails here.
         validator_for(doc, &files);
     }
 
-    for (name, def) in files[COMMON]["$defs"]
-        .as_object()
-        .expect("common.v1.json has $defs")
-    {
-        assert!(
-            def["description"].is_string(),
-            "common.v1.json: $defs/{name} needs a description"
-        );
+    for (name, def) in files[COMMON]["$defs"].as_object().expect("common.v1.json has $defs") {
+        assert!(def["description"].is_string(), "common.v1.json: $defs/{name} needs a description");
     }
 }
 
@@ -187,78 +154,43 @@ fn every_schema_is_a_valid_draft_2020_12_schema() {
 fn every_contract_event_type_has_a_schema() {
     let files = schema_files();
     assert_eq!(
-        goatview::events::KNOWN_TYPES
-            .iter()
-            .collect::<std::collections::BTreeSet<_>>(),
+        goatview::events::KNOWN_TYPES.iter().collect::<std::collections::BTreeSet<_>>(),
         CONTRACT_TYPES.iter().collect(),
         "the decoder knows exactly the contract's event types"
     );
     let umbrella = &files[UMBRELLA];
-    assert_eq!(
-        umbrella["properties"]["type"]["enum"],
-        serde_json::json!(CONTRACT_TYPES),
-        "event.v1.json: type enum"
-    );
+    assert_eq!(umbrella["properties"]["type"]["enum"], serde_json::json!(CONTRACT_TYPES), "event.v1.json: type enum");
 
     for ty in CONTRACT_TYPES {
         let name = format!("{ty}.v1.json");
-        let doc = files
-            .get(&name)
-            .unwrap_or_else(|| panic!("no schema {name} for event type {ty}"));
+        let doc = files.get(&name).unwrap_or_else(|| panic!("no schema {name} for event type {ty}"));
         assert_eq!(doc["type"], "object", "{name}");
-        assert_eq!(
-            doc["additionalProperties"], true,
-            "{name}: unknown fields are ignored"
-        );
-        let props = doc["properties"]
-            .as_object()
-            .unwrap_or_else(|| panic!("{name}: no properties"));
+        assert_eq!(doc["additionalProperties"], true, "{name}: unknown fields are ignored");
+        let props = doc["properties"].as_object().unwrap_or_else(|| panic!("{name}: no properties"));
         assert_eq!(props["type"]["const"], ty, "{name}: type const");
         for (prop, schema) in props {
             assert!(
-                schema["description"]
-                    .as_str()
-                    .is_some_and(|s| !s.is_empty()),
+                schema["description"].as_str().is_some_and(|s| !s.is_empty()),
                 "{name}: property {prop} needs a description"
             );
         }
-        let required: Vec<&str> = doc["required"]
-            .as_array()
-            .expect("required")
-            .iter()
-            .filter_map(Value::as_str)
-            .collect();
+        let required: Vec<&str> =
+            doc["required"].as_array().expect("required").iter().filter_map(Value::as_str).collect();
         for field in ["type", "event_id", "occurred_at"] {
-            assert!(
-                required.contains(&field),
-                "{name}: {field} must be required"
-            );
+            assert!(required.contains(&field), "{name}: {field} must be required");
         }
         let has_project = !ty.starts_with("api_key.");
-        assert_eq!(
-            required.contains(&"project_id"),
-            has_project,
-            "{name}: project_id required iff not api_key.*"
-        );
-        assert_eq!(
-            props.contains_key("project_id"),
-            has_project,
-            "{name}: project_id property"
-        );
+        assert_eq!(required.contains(&"project_id"), has_project, "{name}: project_id required iff not api_key.*");
+        assert_eq!(props.contains_key("project_id"), has_project, "{name}: project_id property");
         for field in &required {
-            assert!(
-                props.contains_key(*field),
-                "{name}: required {field} is not described"
-            );
+            assert!(props.contains_key(*field), "{name}: required {field} is not described");
         }
 
         let dispatches = umbrella["allOf"]
             .as_array()
             .expect("event.v1.json: allOf")
             .iter()
-            .any(|branch| {
-                branch["if"]["properties"]["type"]["const"] == ty && branch["then"]["$ref"] == name
-            });
+            .any(|branch| branch["if"]["properties"]["type"]["const"] == ty && branch["then"]["$ref"] == name);
         assert!(dispatches, "event.v1.json does not dispatch {ty} to {name}");
     }
 }
@@ -270,11 +202,9 @@ fn valid_corpus_is_accepted_by_schema_and_decoder() {
     let mut per_type: BTreeMap<String, usize> = BTreeMap::new();
     let mut failures = String::new();
     for (number, line) in &lines {
-        let event: Value = serde_json::from_str(line)
-            .unwrap_or_else(|e| panic!("events_valid.ndjson:{number}: not JSON: {e}"));
-        *per_type
-            .entry(event["type"].as_str().unwrap_or("?").to_owned())
-            .or_default() += 1;
+        let event: Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("events_valid.ndjson:{number}: not JSON: {e}"));
+        *per_type.entry(event["type"].as_str().unwrap_or("?").to_owned()).or_default() += 1;
         let errors = schema_errors(&validator, &event);
         if !errors.is_empty() {
             let _ = write!(failures, "line {number}: rejected by the schema:\n{errors}");
@@ -286,10 +216,7 @@ fn valid_corpus_is_accepted_by_schema_and_decoder() {
     assert!(failures.is_empty(), "events_valid.ndjson:\n{failures}");
     for ty in CONTRACT_TYPES {
         let n = per_type.get(ty).copied().unwrap_or(0);
-        assert!(
-            n >= 2,
-            "events_valid.ndjson has {n} {ty} events; want at least 2"
-        );
+        assert!(n >= 2, "events_valid.ndjson has {n} {ty} events; want at least 2");
     }
 }
 
@@ -297,29 +224,21 @@ fn valid_corpus_is_accepted_by_schema_and_decoder() {
 fn invalid_corpus_is_rejected_by_schema_and_decoder() {
     let validator = event_validator();
     let lines = fixture_lines("events_invalid.ndjson");
-    assert!(
-        lines.len() >= 40,
-        "events_invalid.ndjson has only {} cases",
-        lines.len()
-    );
+    assert!(lines.len() >= 40, "events_invalid.ndjson has only {} cases", lines.len());
     let mut failures = String::new();
     for (number, line) in &lines {
         let (why, event) = case("events_invalid.ndjson", *number, line, "event");
         if validator.is_valid(&event) {
             let _ = writeln!(failures, "line {number} ({why}): accepted by the schema");
         }
-        let text = raw_event_text(line, &event).unwrap_or_else(|| {
-            panic!("events_invalid.ndjson:{number}: \"event\" must be the line's last member")
-        });
+        let text = raw_event_text(line, &event)
+            .unwrap_or_else(|| panic!("events_invalid.ndjson:{number}: \"event\" must be the line's last member"));
         match decode(text.as_bytes()) {
             Ok(_) => {
                 let _ = writeln!(failures, "line {number} ({why}): accepted by the decoder");
             }
             Err(e) if e.to_string().trim().is_empty() => {
-                let _ = writeln!(
-                    failures,
-                    "line {number} ({why}): the decoder gave no reason"
-                );
+                let _ = writeln!(failures, "line {number} ({why}): the decoder gave no reason");
             }
             Err(_) => {}
         }
@@ -334,18 +253,13 @@ fn decoder_only_corpus_is_rejected_by_decoder() {
     let mut failures = String::new();
     for (number, line) in &lines {
         let (why, raw) = case("events_invalid_decoder_only.ndjson", *number, line, "raw");
-        let raw = raw
-            .as_str()
-            .unwrap_or_else(|| panic!("line {number}: \"raw\" must be a string"));
+        let raw = raw.as_str().unwrap_or_else(|| panic!("line {number}: \"raw\" must be a string"));
         match decode(raw.as_bytes()) {
             Ok(_) => {
                 let _ = writeln!(failures, "line {number} ({why}): accepted by the decoder");
             }
             Err(e) if e.to_string().trim().is_empty() => {
-                let _ = writeln!(
-                    failures,
-                    "line {number} ({why}): the decoder gave no reason"
-                );
+                let _ = writeln!(failures, "line {number} ({why}): the decoder gave no reason");
             }
             Err(_) => {}
         }
@@ -353,15 +267,9 @@ fn decoder_only_corpus_is_rejected_by_decoder() {
         if let Ok(event) = serde_json::from_str::<Value>(raw) {
             let errors = schema_errors(&validator, &event);
             if !errors.is_empty() {
-                let _ = write!(
-                    failures,
-                    "line {number} ({why}): the schema rejects it, move it:\n{errors}"
-                );
+                let _ = write!(failures, "line {number} ({why}): the schema rejects it, move it:\n{errors}");
             }
         }
     }
-    assert!(
-        failures.is_empty(),
-        "events_invalid_decoder_only.ndjson:\n{failures}"
-    );
+    assert!(failures.is_empty(), "events_invalid_decoder_only.ndjson:\n{failures}");
 }

@@ -46,18 +46,12 @@ impl Credential {
 
 /// The caller's credential. An `Authorization` header, if there is one, is the credential
 /// (and the cookie is then not looked at), so it must be `Bearer <key>`.
-pub fn credential(
-    headers: &HeaderMap,
-    secret: Option<&[u8]>,
-    now: Instant,
-) -> Result<Credential, ApiError> {
+pub fn credential(headers: &HeaderMap, secret: Option<&[u8]>, now: Instant) -> Result<Credential, ApiError> {
     if let Some(value) = headers.get(header::AUTHORIZATION) {
-        return bearer(value.as_bytes())
-            .map(|key| Credential::Key(Sha256::digest(key).into()))
-            .ok_or_else(|| {
-                debug!("Malformed Authorization header.");
-                ApiError::Unauthorized
-            });
+        return bearer(value.as_bytes()).map(|key| Credential::Key(Sha256::digest(key).into())).ok_or_else(|| {
+            debug!("Malformed Authorization header.");
+            ApiError::Unauthorized
+        });
     }
     let Some(token) = session_cookie(headers) else {
         debug!("No credentials.");
@@ -67,12 +61,10 @@ pub fn credential(
         debug!("Session cookie sent, but no session secret is configured.");
         return Err(ApiError::Unauthorized);
     };
-    verify_session(token, secret, now)
-        .map(Credential::Session)
-        .map_err(|reason| {
-            debug!(reason, "Session rejected.");
-            ApiError::Unauthorized
-        })
+    verify_session(token, secret, now).map(Credential::Session).map_err(|reason| {
+        debug!(reason, "Session rejected.");
+        ApiError::Unauthorized
+    })
 }
 
 /// The key of `Bearer <key>` (scheme in any case), as the raw bytes sent.
@@ -96,10 +88,7 @@ fn session_cookie(headers: &HeaderMap) -> Option<&str> {
         .find(|(name, _)| *name == SESSION_COOKIE)
         .map(|(_, value)| {
             let value = value.trim();
-            value
-                .strip_prefix('"')
-                .and_then(|v| v.strip_suffix('"'))
-                .unwrap_or(value)
+            value.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(value)
         })
 }
 
@@ -137,9 +126,7 @@ fn verify_session(token: &str, secret: &[u8], now: Instant) -> Result<Vec<Id>, &
     if head.crit.is_some() {
         return Err("unsupported critical header");
     }
-    let sig = URL_SAFE_NO_PAD
-        .decode(sig_b64)
-        .map_err(|_| "malformed signature")?;
+    let sig = URL_SAFE_NO_PAD.decode(sig_b64).map_err(|_| "malformed signature")?;
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).map_err(|_| "unusable secret")?;
     // The signing input is `header.payload`, exactly as sent.
     mac.update(&token.as_bytes()[..head_b64.len() + 1 + body_b64.len()]);
@@ -156,12 +143,7 @@ fn verify_session(token: &str, secret: &[u8], now: Instant) -> Result<Vec<Id>, &
     if claims.nbf.as_ref().is_some_and(|nbf| later_than(nbf, now)) {
         return Err("not yet valid");
     }
-    claims
-        .org_ids
-        .iter()
-        .map(|s| parse_id(s))
-        .collect::<Option<Vec<_>>>()
-        .ok_or("malformed org_ids")
+    claims.org_ids.iter().map(|s| parse_id(s)).collect::<Option<Vec<_>>>().ok_or("malformed org_ids")
 }
 
 /// Whether a NumericDate (seconds since the epoch, possibly fractional) is after `now`.
@@ -172,7 +154,6 @@ fn later_than(t: &serde_json::Number, now: Instant) -> bool {
     } else if t.is_u64() {
         true // beyond i64::MAX seconds
     } else {
-        t.as_f64()
-            .is_some_and(|f| f > now.secs as f64 + f64::from(now.nanos) / 1e9)
+        t.as_f64().is_some_and(|f| f > now.secs as f64 + f64::from(now.nanos) / 1e9)
     }
 }

@@ -14,10 +14,8 @@ pub struct CampaignLeaderboard;
 
 impl Endpoint for CampaignLeaderboard {
     const NAME: &'static str = "campaign-leaderboard";
-    const SUMMARY: &'static str =
-        "Campaigns ranked by views in the period, against the prior period.";
-    const DESCRIPTION: &'static str =
-        "Every visible campaign, over its resolved videos (direct video and creator members and \
+    const SUMMARY: &'static str = "Campaigns ranked by views in the period, against the prior period.";
+    const DESCRIPTION: &'static str = "Every visible campaign, over its resolved videos (direct video and creator members and \
          nested campaigns, each video once) posted in the period, sorted by `total_views` \
          descending. The prior period has the same number of days and ends the day before `from`.";
     const PARAMS: &'static [Param] = &[PROJECT_ID, FROM_REQUIRED, TO_REQUIRED];
@@ -34,10 +32,7 @@ impl Endpoint for CampaignLeaderboard {
         _now: Instant,
     ) -> Result<Self::Data, ApiError> {
         let (from, to) = params.closed_range()?;
-        Ok(query::campaign_leaderboard(rtxn, project, from, to)?
-            .into_iter()
-            .map(Into::into)
-            .collect())
+        Ok(query::campaign_leaderboard(rtxn, project, from, to)?.into_iter().map(Into::into).collect())
     }
 }
 
@@ -64,15 +59,11 @@ mirror! {
 }
 
 /// `dimension` values and what they count.
-const DIMENSIONS: [(&str, Dimension); 2] =
-    [("creator", Dimension::Creator), ("video", Dimension::Video)];
+const DIMENSIONS: [(&str, Dimension); 2] = [("creator", Dimension::Creator), ("video", Dimension::Video)];
 
 const DIMENSION: Param = Param {
     name: "dimension",
-    kind: Kind::Choice {
-        values: &[DIMENSIONS[0].0, DIMENSIONS[1].0],
-        default: "creator",
-    },
+    kind: Kind::Choice { values: &[DIMENSIONS[0].0, DIMENSIONS[1].0], default: "creator" },
     required: false,
     doc: "Which members to list: tracked creators or visible videos.",
 };
@@ -81,10 +72,8 @@ pub struct MemberOverlap;
 
 impl Endpoint for MemberOverlap {
     const NAME: &'static str = "member-overlap";
-    const SUMMARY: &'static str =
-        "Creators or videos that are direct members of several campaigns.";
-    const DESCRIPTION: &'static str =
-        "Visible entities of the dimension that are direct members of at least one visible \
+    const SUMMARY: &'static str = "Creators or videos that are direct members of several campaigns.";
+    const DESCRIPTION: &'static str = "Visible entities of the dimension that are direct members of at least one visible \
          campaign (no nesting), sorted by `campaign_count` descending, then `entity_id`; at most \
          50. Campaigns are listed by name, then id.";
     const PARAMS: &'static [Param] = &[PROJECT_ID, DIMENSION];
@@ -106,10 +95,7 @@ impl Endpoint for MemberOverlap {
             .find(|(n, _)| *n == name)
             .map(|(_, d)| *d)
             .ok_or_else(|| ApiError::internal(format!("dimension `{name}` has no Dimension")))?;
-        Ok(query::member_overlap(rtxn, project, dimension)?
-            .into_iter()
-            .map(Into::into)
-            .collect())
+        Ok(query::member_overlap(rtxn, project, dimension)?.into_iter().map(Into::into).collect())
     }
 }
 

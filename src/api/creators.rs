@@ -7,9 +7,7 @@ use utoipa::openapi::schema::Schema;
 
 use super::endpoint::{Endpoint, Schemas, list_of, mirror, named};
 use super::error::ApiError;
-use super::params::{
-    FROM, FROM_REQUIRED, LIMIT, OFFSET, PROJECT_ID, Param, Params, TO, TO_REQUIRED, TZ, limit,
-};
+use super::params::{FROM, FROM_REQUIRED, LIMIT, OFFSET, PROJECT_ID, Param, Params, TO, TO_REQUIRED, TZ, limit};
 use crate::events::Instant;
 use crate::query::{self, ProjectView};
 
@@ -18,8 +16,7 @@ pub struct CreatorLeaderboard;
 impl Endpoint for CreatorLeaderboard {
     const NAME: &'static str = "creator-leaderboard";
     const SUMMARY: &'static str = "Tracked creators ranked by views in the period.";
-    const DESCRIPTION: &'static str =
-        "All tracked creators, sorted by `total_views` over their visible videos posted in the \
+    const DESCRIPTION: &'static str = "All tracked creators, sorted by `total_views` over their visible videos posted in the \
          period, descending. Follower figures use the creator's history points in the period \
          (project time zone). `total_count` is the number of tracked creators.";
     const PARAMS: &'static [Param] = &[PROJECT_ID, FROM, TO, limit(200, 100), OFFSET];
@@ -40,10 +37,7 @@ impl Endpoint for CreatorLeaderboard {
             limit: params.int(LIMIT)?,
             offset: params.int(OFFSET.name)?,
         };
-        Ok(query::creator_leaderboard(rtxn, project, &q, now)?
-            .into_iter()
-            .map(Into::into)
-            .collect())
+        Ok(query::creator_leaderboard(rtxn, project, &q, now)?.into_iter().map(Into::into).collect())
     }
 }
 
@@ -77,8 +71,7 @@ pub struct PostingConsistency;
 impl Endpoint for PostingConsistency {
     const NAME: &'static str = "posting-consistency";
     const SUMMARY: &'static str = "Posts per creator and local day.";
-    const DESCRIPTION: &'static str =
-        "One item for each creator and local day (effective zone) with at least one visible video \
+    const DESCRIPTION: &'static str = "One item for each creator and local day (effective zone) with at least one visible video \
          posted, sorted by `creator_id` then `day`.";
     const PARAMS: &'static [Param] = &[PROJECT_ID, FROM_REQUIRED, TO_REQUIRED, TZ];
     type Data = Vec<ConsistencyItem>;
@@ -93,14 +86,8 @@ impl Endpoint for PostingConsistency {
         params: &Params,
         _now: Instant,
     ) -> Result<Self::Data, ApiError> {
-        let q = query::ConsistencyParams {
-            range: params.range(),
-            tz: params.tz().unwrap_or(project.tz),
-        };
-        Ok(query::posting_consistency(rtxn, project, &q)?
-            .into_iter()
-            .map(Into::into)
-            .collect())
+        let q = query::ConsistencyParams { range: params.range(), tz: params.tz().unwrap_or(project.tz) };
+        Ok(query::posting_consistency(rtxn, project, &q)?.into_iter().map(Into::into).collect())
     }
 }
 
@@ -121,8 +108,7 @@ pub struct CreatorScatter;
 impl Endpoint for CreatorScatter {
     const NAME: &'static str = "creator-scatter";
     const SUMMARY: &'static str = "Follower growth against engagement, per creator.";
-    const DESCRIPTION: &'static str =
-        "Tracked creators with at least one visible video posted in the period, sorted by \
+    const DESCRIPTION: &'static str = "Tracked creators with at least one visible video posted in the period, sorted by \
          `creator_id`.";
     const PARAMS: &'static [Param] = &[PROJECT_ID, FROM, TO];
     type Data = Vec<ScatterItem>;
@@ -137,10 +123,7 @@ impl Endpoint for CreatorScatter {
         params: &Params,
         _now: Instant,
     ) -> Result<Self::Data, ApiError> {
-        Ok(query::creator_scatter(rtxn, project, &params.range())?
-            .into_iter()
-            .map(Into::into)
-            .collect())
+        Ok(query::creator_scatter(rtxn, project, &params.range())?.into_iter().map(Into::into).collect())
     }
 }
 
@@ -161,8 +144,7 @@ pub struct GoalCompliance;
 impl Endpoint for GoalCompliance {
     const NAME: &'static str = "goal-compliance";
     const SUMMARY: &'static str = "How the creators' goals are going.";
-    const DESCRIPTION: &'static str =
-        "Visible goals of the first 50 creators (by `creator_id`) that have any, counted by \
+    const DESCRIPTION: &'static str = "Visible goals of the first 50 creators (by `creator_id`) that have any, counted by \
          status as of today in the project's zone. `on_track` includes completed goals, `at_risk` \
          includes goals behind pace.";
     const PARAMS: &'static [Param] = &[PROJECT_ID];

@@ -21,10 +21,7 @@ pub enum ApiError {
     Unauthorized,
     /// 400: a parameter is missing, malformed or out of range; `message` names it.
     #[error("{message}")]
-    InvalidParameter {
-        param: &'static str,
-        message: String,
-    },
+    InvalidParameter { param: &'static str, message: String },
     /// 404: the project does not exist, is deleted or belongs to another org (one answer
     /// for all three, so that ids of other orgs cannot be probed).
     #[error("project not found")]
@@ -43,10 +40,7 @@ pub enum ApiError {
 impl ApiError {
     /// A 400 for `param`; `detail` follows the parameter's name, e.g. "is required".
     pub(crate) fn invalid(param: &'static str, detail: impl std::fmt::Display) -> ApiError {
-        ApiError::InvalidParameter {
-            param,
-            message: format!("`{param}` {detail}"),
-        }
+        ApiError::InvalidParameter { param, message: format!("`{param}` {detail}") }
     }
 
     pub(crate) fn internal(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> ApiError {
@@ -113,9 +107,7 @@ struct Empty {}
 
 /// The schema of a field that is always `null`.
 fn null() -> utoipa::openapi::schema::Object {
-    utoipa::openapi::schema::ObjectBuilder::new()
-        .schema_type(utoipa::openapi::schema::Type::Null)
-        .build()
+    utoipa::openapi::schema::ObjectBuilder::new().schema_type(utoipa::openapi::schema::Type::Null).build()
 }
 
 impl IntoResponse for ApiError {
@@ -125,10 +117,7 @@ impl IntoResponse for ApiError {
         }
         let body = ErrorEnvelope {
             data: None,
-            error: ErrorBody {
-                code: self.code(),
-                message: self.to_string(),
-            },
+            error: ErrorBody { code: self.code(), message: self.to_string() },
             meta: Empty {},
         };
         (self.status_code(), Json(body)).into_response()

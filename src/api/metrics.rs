@@ -41,9 +41,7 @@ pub const FIELD_LATENCY_MS: &str = "latency_ms";
 pub const UNMATCHED: &str = "unmatched";
 
 /// Upper bounds of the latency histogram buckets, in seconds.
-const BUCKETS: [f64; 12] = [
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
-];
+const BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
 
 /// The counters of one router.
 #[derive(Debug)]
@@ -69,28 +67,18 @@ struct Histogram {
 
 impl Metrics {
     pub fn new(routes: Vec<String>) -> Metrics {
-        Metrics {
-            routes,
-            inner: Mutex::default(),
-        }
+        Metrics { routes, inner: Mutex::default() }
     }
 
     fn endpoint(&self, path: &str) -> String {
-        self.routes
-            .iter()
-            .find(|r| *r == path)
-            .map_or(UNMATCHED, String::as_str)
-            .to_owned()
+        self.routes.iter().find(|r| *r == path).map_or(UNMATCHED, String::as_str).to_owned()
     }
 
     fn record(&self, endpoint: &str, status: StatusCode, took: Duration) {
         let secs = took.as_secs_f64();
         // A poisoned lock only means another request panicked mid-update; counts stay usable.
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        *inner
-            .requests
-            .entry((endpoint.to_owned(), status.as_u16()))
-            .or_default() += 1;
+        *inner.requests.entry((endpoint.to_owned(), status.as_u16())).or_default() += 1;
         let h = inner.durations.entry(endpoint.to_owned()).or_default();
         if let Some(i) = BUCKETS.iter().position(|&le| secs <= le) {
             h.buckets[i] += 1;
@@ -101,46 +89,23 @@ impl Metrics {
 
     fn write(&self, out: &mut String) {
         let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = writeln!(
-            out,
-            "# HELP {HTTP_REQUESTS} HTTP requests answered, by endpoint and status."
-        );
+        let _ = writeln!(out, "# HELP {HTTP_REQUESTS} HTTP requests answered, by endpoint and status.");
         let _ = writeln!(out, "# TYPE {HTTP_REQUESTS} counter");
         for ((endpoint, status), n) in &inner.requests {
-            let _ = writeln!(
-                out,
-                "{HTTP_REQUESTS}{{{FIELD_ENDPOINT}=\"{endpoint}\",{FIELD_STATUS}=\"{status}\"}} {n}"
-            );
+            let _ = writeln!(out, "{HTTP_REQUESTS}{{{FIELD_ENDPOINT}=\"{endpoint}\",{FIELD_STATUS}=\"{status}\"}} {n}");
         }
-        let _ = writeln!(
-            out,
-            "# HELP {HTTP_DURATION} Time to answer an HTTP request, in seconds."
-        );
+        let _ = writeln!(out, "# HELP {HTTP_DURATION} Time to answer an HTTP request, in seconds.");
         let _ = writeln!(out, "# TYPE {HTTP_DURATION} histogram");
         for (endpoint, h) in &inner.durations {
             let mut cumulative = 0;
             for (le, n) in BUCKETS.iter().zip(h.buckets) {
                 cumulative += n;
-                let _ = writeln!(
-                    out,
-                    "{HTTP_DURATION}_bucket{{{FIELD_ENDPOINT}=\"{endpoint}\",le=\"{le}\"}} {cumulative}"
-                );
+                let _ =
+                    writeln!(out, "{HTTP_DURATION}_bucket{{{FIELD_ENDPOINT}=\"{endpoint}\",le=\"{le}\"}} {cumulative}");
             }
-            let _ = writeln!(
-                out,
-                "{HTTP_DURATION}_bucket{{{FIELD_ENDPOINT}=\"{endpoint}\",le=\"+Inf\"}} {}",
-                h.count
-            );
-            let _ = writeln!(
-                out,
-                "{HTTP_DURATION}_sum{{{FIELD_ENDPOINT}=\"{endpoint}\"}} {}",
-                h.sum
-            );
-            let _ = writeln!(
-                out,
-                "{HTTP_DURATION}_count{{{FIELD_ENDPOINT}=\"{endpoint}\"}} {}",
-                h.count
-            );
+            let _ = writeln!(out, "{HTTP_DURATION}_bucket{{{FIELD_ENDPOINT}=\"{endpoint}\",le=\"+Inf\"}} {}", h.count);
+            let _ = writeln!(out, "{HTTP_DURATION}_sum{{{FIELD_ENDPOINT}=\"{endpoint}\"}} {}", h.sum);
+            let _ = writeln!(out, "{HTTP_DURATION}_count{{{FIELD_ENDPOINT}=\"{endpoint}\"}} {}", h.count);
         }
     }
 }
@@ -148,8 +113,7 @@ impl Metrics {
 /// Middleware: one span per request, one log line and one metrics update per answer.
 pub async fn track(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
     let endpoint = metrics.endpoint(req.uri().path());
-    let span =
-        info_span!("request", { FIELD_ENDPOINT } = %endpoint, { FIELD_METHOD } = %req.method());
+    let span = info_span!("request", { FIELD_ENDPOINT } = %endpoint, { FIELD_METHOD } = %req.method());
     let started = std::time::Instant::now();
     let response = next.run(req).instrument(span.clone()).await;
     let took = started.elapsed();
@@ -168,10 +132,7 @@ pub async fn track(State(metrics): State<Arc<Metrics>>, req: Request, next: Next
 pub async fn render(state: AppState, metrics: Arc<Metrics>) -> Result<Response, ApiError> {
     let store = state.store.clone();
     let (applied, dead) = tokio::task::spawn_blocking(move || {
-        Ok::<_, ApiError>((
-            store.counter(store::EVENTS_APPLIED)?,
-            store.counter(store::DEAD_LETTERS)?,
-        ))
+        Ok::<_, ApiError>((store.counter(store::EVENTS_APPLIED)?, store.counter(store::DEAD_LETTERS)?))
     })
     .await
     .map_err(ApiError::internal)??;

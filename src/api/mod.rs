@@ -107,10 +107,7 @@ pub fn router(state: AppState) -> Router {
         })
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn_with_state(
-            metrics,
-            metrics::track,
-        ))
+        .layer(axum::middleware::from_fn_with_state(metrics, metrics::track))
         .with_state(state)
 }
 
@@ -118,9 +115,7 @@ pub fn router(state: AppState) -> Router {
 pub fn paths() -> Vec<String> {
     let mut paths = endpoint::Paths(Vec::new());
     endpoint::each(&mut paths);
-    paths
-        .0
-        .extend([HEALTHZ_PATH, OPENAPI_PATH, METRICS_PATH].map(String::from));
+    paths.0.extend([HEALTHZ_PATH, OPENAPI_PATH, METRICS_PATH].map(String::from));
     paths.0
 }
 
@@ -162,11 +157,7 @@ async fn handle<E: endpoint::Endpoint>(
             project_id: id_to_string(&project.id),
             last_event_at: project.last_event_at.map(Instant::to_rfc3339),
         };
-        Ok::<_, ApiError>(Envelope {
-            data,
-            error: None,
-            meta,
-        })
+        Ok::<_, ApiError>(Envelope { data, error: None, meta })
     })
     .await
     .map_err(ApiError::internal)??;
@@ -175,14 +166,8 @@ async fn handle<E: endpoint::Endpoint>(
 
 /// The project if it is visible and belongs to one of `orgs`; one `NotFound` otherwise, so a
 /// caller cannot tell another org's project from a missing one.
-fn readable_project(
-    rtxn: &redb::ReadTransaction,
-    id: Id,
-    orgs: &[Id],
-) -> Result<ProjectView, ApiError> {
-    query::project(rtxn, id)?
-        .filter(|p| orgs.contains(&p.org_id))
-        .ok_or(ApiError::NotFound)
+fn readable_project(rtxn: &redb::ReadTransaction, id: Id, orgs: &[Id]) -> Result<ProjectView, ApiError> {
+    query::project(rtxn, id)?.filter(|p| orgs.contains(&p.org_id)).ok_or(ApiError::NotFound)
 }
 
 async fn healthz() -> Response {

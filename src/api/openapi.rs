@@ -5,8 +5,7 @@
 
 use utoipa::OpenApi;
 use utoipa::openapi::path::{
-    HttpMethod, Operation, OperationBuilder, Parameter, ParameterBuilder, ParameterIn, PathItem,
-    PathsBuilder,
+    HttpMethod, Operation, OperationBuilder, Parameter, ParameterBuilder, ParameterIn, PathItem, PathsBuilder,
 };
 use utoipa::openapi::response::{Response, ResponseBuilder};
 use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type};
@@ -46,63 +45,34 @@ struct ApiDoc;
 /// The document, as pretty JSON.
 pub fn document() -> String {
     let mut doc = ApiDoc::openapi();
-    let mut ops = Operations {
-        paths: PathsBuilder::new(),
-        schemas: Vec::new(),
-    };
+    let mut ops = Operations { paths: PathsBuilder::new(), schemas: Vec::new() };
     endpoint::each(&mut ops);
 
     let plain = |summary: &str, response: Response| -> PathItem {
-        let op = OperationBuilder::new()
-            .tag(OPS_TAG)
-            .summary(Some(summary))
-            .response("200", response)
-            .build();
+        let op = OperationBuilder::new().tag(OPS_TAG).summary(Some(summary)).response("200", response).build();
         PathItem::new(HttpMethod::Get, op)
     };
     let json = |description: &str, schema: RefOr<Schema>| {
         ResponseBuilder::new()
             .description(description)
-            .content(
-                "application/json",
-                ContentBuilder::new().schema(Some(schema)).build(),
-            )
+            .content("application/json", ContentBuilder::new().schema(Some(schema)).build())
             .build()
     };
     let health = ObjectBuilder::new()
-        .property(
-            "status",
-            ObjectBuilder::new()
-                .schema_type(Type::String)
-                .enum_values(Some(["ok"])),
-        )
+        .property("status", ObjectBuilder::new().schema_type(Type::String).enum_values(Some(["ok"])))
         .required("status");
     let metrics = ResponseBuilder::new()
         .description("Prometheus text format 0.0.4.")
         .content(
             "text/plain",
-            ContentBuilder::new()
-                .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
-                .build(),
+            ContentBuilder::new().schema(Some(ObjectBuilder::new().schema_type(Type::String))).build(),
         )
         .build();
     let paths = ops
         .paths
-        .path(
-            HEALTHZ_PATH,
-            plain("Liveness probe.", json("The server is up.", health.into())),
-        )
-        .path(
-            METRICS_PATH,
-            plain("Request and ingestion metrics.", metrics),
-        )
-        .path(
-            OPENAPI_PATH,
-            plain(
-                "This document.",
-                json("OpenAPI 3.1 document.", ObjectBuilder::new().into()),
-            ),
-        );
+        .path(HEALTHZ_PATH, plain("Liveness probe.", json("The server is up.", health.into())))
+        .path(METRICS_PATH, plain("Request and ingestion metrics.", metrics))
+        .path(OPENAPI_PATH, plain("This document.", json("OpenAPI 3.1 document.", ObjectBuilder::new().into())));
     doc.paths = paths.build();
 
     let components = doc.components.get_or_insert_with(Default::default);
@@ -136,10 +106,8 @@ struct Operations {
 impl Visit for Operations {
     fn visit<E: Endpoint>(&mut self) {
         let data = E::data_schema(&mut self.schemas);
-        self.paths = std::mem::take(&mut self.paths).path(
-            endpoint::path::<E>(),
-            PathItem::new(HttpMethod::Get, operation::<E>(data)),
-        );
+        self.paths = std::mem::take(&mut self.paths)
+            .path(endpoint::path::<E>(), PathItem::new(HttpMethod::Get, operation::<E>(data)));
     }
 }
 
@@ -153,10 +121,7 @@ fn operation<E: Endpoint>(data: RefOr<Schema>) -> Operation {
         .required("meta");
     let success = ResponseBuilder::new()
         .description("The answer.")
-        .content(
-            "application/json",
-            ContentBuilder::new().schema(Some(envelope)).build(),
-        )
+        .content("application/json", ContentBuilder::new().schema(Some(envelope)).build())
         .build();
     let no_scopes: [&str; 0] = [];
     OperationBuilder::new()
@@ -165,31 +130,12 @@ fn operation<E: Endpoint>(data: RefOr<Schema>) -> Operation {
         .summary(Some(E::SUMMARY))
         .description(Some(E::DESCRIPTION))
         .parameters(Some(E::PARAMS.iter().map(parameter)))
-        .securities(Some([
-            SecurityRequirement::new(BEARER, no_scopes),
-            SecurityRequirement::new(SESSION, no_scopes),
-        ]))
+        .securities(Some([SecurityRequirement::new(BEARER, no_scopes), SecurityRequirement::new(SESSION, no_scopes)]))
         .response("200", success)
-        .response(
-            "400",
-            failure("`invalid_parameter`: a parameter is missing, malformed or out of range."),
-        )
-        .response(
-            "401",
-            failure(
-                "`unauthorized`: no credentials, an unknown/expired/revoked key, or a bad session.",
-            ),
-        )
-        .response(
-            "404",
-            failure(
-                "`not_found`: the project does not exist, is deleted or belongs to another org.",
-            ),
-        )
-        .response(
-            "500",
-            failure("`internal`: a bug; the message reveals nothing."),
-        )
+        .response("400", failure("`invalid_parameter`: a parameter is missing, malformed or out of range."))
+        .response("401", failure("`unauthorized`: no credentials, an unknown/expired/revoked key, or a bad session."))
+        .response("404", failure("`not_found`: the project does not exist, is deleted or belongs to another org."))
+        .response("500", failure("`internal`: a bug; the message reveals nothing."))
         .build()
 }
 
@@ -197,10 +143,7 @@ fn failure(description: &str) -> Response {
     let schema = Ref::from_schema_name("ErrorEnvelope");
     ResponseBuilder::new()
         .description(description)
-        .content(
-            "application/json",
-            ContentBuilder::new().schema(Some(schema)).build(),
-        )
+        .content("application/json", ContentBuilder::new().schema(Some(schema)).build())
         .build()
 }
 
@@ -208,9 +151,9 @@ fn parameter(p: &Param) -> Parameter {
     let string = ObjectBuilder::new().schema_type(Type::String);
     let schema = match &p.kind {
         Kind::Id => string.format(Some(SchemaFormat::Custom("uuid".into()))),
-        Kind::Date => string
-            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Date)))
-            .pattern(Some(r"^\d{4}-\d{2}-\d{2}$")),
+        Kind::Date => {
+            string.format(Some(SchemaFormat::KnownFormat(KnownFormat::Date))).pattern(Some(r"^\d{4}-\d{2}-\d{2}$"))
+        }
         Kind::Tz => string.examples(["Europe/Berlin"]),
         Kind::Int { min, max, default } => ObjectBuilder::new()
             .schema_type(Type::Integer)
@@ -223,18 +166,14 @@ fn parameter(p: &Param) -> Parameter {
             .exclusive_minimum(Some(0))
             .maximum(Some(*max))
             .default(Some((*default).into())),
-        Kind::Choice { values, default } => string
-            .enum_values(Some(values.iter().copied()))
-            .default(Some((*default).into())),
+        Kind::Choice { values, default } => {
+            string.enum_values(Some(values.iter().copied())).default(Some((*default).into()))
+        }
     };
     ParameterBuilder::new()
         .name(p.name)
         .parameter_in(ParameterIn::Query)
-        .required(if p.required {
-            Required::True
-        } else {
-            Required::False
-        })
+        .required(if p.required { Required::True } else { Required::False })
         .description(Some(p.doc))
         .schema(Some(schema))
         .build()

@@ -33,26 +33,14 @@ pub enum Kind {
     /// An IANA time zone name; absent means the project's zone.
     Tz,
     /// Plain decimal digits (no sign, space or fraction) in `min..=max`.
-    Int {
-        min: u64,
-        max: Option<u64>,
-        default: u64,
-    },
+    Int { min: u64, max: Option<u64>, default: u64 },
     /// A plain decimal number in `(0, max]`.
     Positive { max: f64, default: f64 },
     /// One of `values` (case-sensitive).
-    Choice {
-        values: &'static [&'static str],
-        default: &'static str,
-    },
+    Choice { values: &'static [&'static str], default: &'static str },
 }
 
-pub const PROJECT_ID: Param = Param {
-    name: "project_id",
-    kind: Kind::Id,
-    required: true,
-    doc: "The project to read.",
-};
+pub const PROJECT_ID: Param = Param { name: "project_id", kind: Kind::Id, required: true, doc: "The project to read." };
 
 pub const FROM: Param = Param {
     name: "from",
@@ -66,16 +54,8 @@ pub const TO: Param = Param {
     required: false,
     doc: "Last local day of the period (inclusive); open when absent.",
 };
-pub const FROM_REQUIRED: Param = Param {
-    required: true,
-    doc: "First local day of the period (inclusive).",
-    ..FROM
-};
-pub const TO_REQUIRED: Param = Param {
-    required: true,
-    doc: "Last local day of the period (inclusive).",
-    ..TO
-};
+pub const FROM_REQUIRED: Param = Param { required: true, doc: "First local day of the period (inclusive).", ..FROM };
+pub const TO_REQUIRED: Param = Param { required: true, doc: "Last local day of the period (inclusive).", ..TO };
 
 pub const TZ: Param = Param {
     name: "tz",
@@ -84,16 +64,8 @@ pub const TZ: Param = Param {
     doc: "IANA time zone of the days and hours; default: the project's zone.",
 };
 
-pub const OFFSET: Param = Param {
-    name: "offset",
-    kind: Kind::Int {
-        min: 0,
-        max: None,
-        default: 0,
-    },
-    required: false,
-    doc: "Items to skip.",
-};
+pub const OFFSET: Param =
+    Param { name: "offset", kind: Kind::Int { min: 0, max: None, default: 0 }, required: false, doc: "Items to skip." };
 
 /// Name of the parameters made by [`limit`].
 pub const LIMIT: &str = "limit";
@@ -102,11 +74,7 @@ pub const LIMIT: &str = "limit";
 pub const fn limit(max: u64, default: u64) -> Param {
     Param {
         name: LIMIT,
-        kind: Kind::Int {
-            min: 1,
-            max: Some(max),
-            default,
-        },
+        kind: Kind::Int { min: 1, max: Some(max), default },
         required: false,
         doc: "Most items to return.",
     }
@@ -173,16 +141,13 @@ pub fn parse(raw: Option<&str>, spec: &'static [Param]) -> Result<Params, ApiErr
 fn value(param: &Param, text: &str) -> Result<Value, ApiError> {
     let name = param.name;
     match &param.kind {
-        Kind::Id => parse_id(text)
-            .map(Value::Id)
-            .ok_or_else(|| ApiError::invalid(name, "must be a UUID")),
-        Kind::Date => parse_date(text)
-            .map(Value::Date)
-            .ok_or_else(|| ApiError::invalid(name, "must be a date YYYY-MM-DD")),
-        Kind::Tz => text
-            .parse::<Tz>()
-            .map(Value::Tz)
-            .map_err(|_| ApiError::invalid(name, "must be an IANA time zone name")),
+        Kind::Id => parse_id(text).map(Value::Id).ok_or_else(|| ApiError::invalid(name, "must be a UUID")),
+        Kind::Date => {
+            parse_date(text).map(Value::Date).ok_or_else(|| ApiError::invalid(name, "must be a date YYYY-MM-DD"))
+        }
+        Kind::Tz => {
+            text.parse::<Tz>().map(Value::Tz).map_err(|_| ApiError::invalid(name, "must be an IANA time zone name"))
+        }
         Kind::Int { min, max, .. } => {
             let range = match max {
                 Some(max) => format!("must be an integer from {min} to {max}"),
@@ -198,12 +163,7 @@ fn value(param: &Param, text: &str) -> Result<Value, ApiError> {
             }
         }
         Kind::Positive { max, .. } => {
-            let msg = || {
-                ApiError::invalid(
-                    name,
-                    format!("must be a number greater than 0 and at most {max}"),
-                )
-            };
+            let msg = || ApiError::invalid(name, format!("must be a number greater than 0 and at most {max}"));
             let plain = text.bytes().all(|b| b.is_ascii_digit() || b == b'.')
                 && text.bytes().filter(|&b| b == b'.').count() <= 1
                 && text.bytes().any(|b| b.is_ascii_digit());
@@ -219,9 +179,7 @@ fn value(param: &Param, text: &str) -> Result<Value, ApiError> {
             .iter()
             .find(|v| **v == text)
             .map(|v| Value::Choice(v))
-            .ok_or_else(|| {
-                ApiError::invalid(name, format!("must be one of: {}", values.join(", ")))
-            }),
+            .ok_or_else(|| ApiError::invalid(name, format!("must be one of: {}", values.join(", ")))),
     }
 }
 
@@ -236,17 +194,12 @@ fn default(kind: &Kind) -> Option<Value> {
 
 impl Params {
     fn get(&self, name: &str) -> Option<Value> {
-        self.values
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| *v)
+        self.values.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
     }
 
     /// An endpoint asked for a parameter it does not declare: a bug.
     fn undeclared(name: &str) -> ApiError {
-        ApiError::internal(format!(
-            "parameter `{name}` read but not declared or of another kind"
-        ))
+        ApiError::internal(format!("parameter `{name}` read but not declared or of another kind"))
     }
 
     pub fn project_id(&self) -> Result<Id, ApiError> {
@@ -266,10 +219,7 @@ impl Params {
 
     /// `from`/`to`, either side open when absent.
     pub fn range(&self) -> DateRange {
-        DateRange {
-            from: self.date(FROM.name),
-            to: self.date(TO.name),
-        }
+        DateRange { from: self.date(FROM.name), to: self.date(TO.name) }
     }
 
     /// Both sides of a range whose `from` and `to` are required.

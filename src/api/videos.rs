@@ -7,9 +7,7 @@ use utoipa::openapi::schema::Schema;
 
 use super::endpoint::{Endpoint, Schemas, list_of, mirror, named};
 use super::error::ApiError;
-use super::params::{
-    FROM, FROM_REQUIRED, Kind, LIMIT, OFFSET, PROJECT_ID, Param, Params, TO, TO_REQUIRED, TZ, limit,
-};
+use super::params::{FROM, FROM_REQUIRED, Kind, LIMIT, OFFSET, PROJECT_ID, Param, Params, TO, TO_REQUIRED, TZ, limit};
 use crate::events::Instant;
 use crate::query::{self, ProjectView, VideoOrder};
 
@@ -36,10 +34,7 @@ const ORDER_NAMES: [&str; ORDERS.len()] = {
 
 const ORDER: Param = Param {
     name: "order",
-    kind: Kind::Choice {
-        values: &ORDER_NAMES,
-        default: "view_count",
-    },
+    kind: Kind::Choice { values: &ORDER_NAMES, default: "view_count" },
     required: false,
     doc: "Sort column, descending; ties go to the smaller video_id.",
 };
@@ -49,8 +44,7 @@ pub struct VideoLeaderboard;
 impl Endpoint for VideoLeaderboard {
     const NAME: &'static str = "video-leaderboard";
     const SUMMARY: &'static str = "Videos posted in the period, ranked by a count.";
-    const DESCRIPTION: &'static str =
-        "Visible videos posted in the period, sorted by `order` descending. `total_count` is the \
+    const DESCRIPTION: &'static str = "Visible videos posted in the period, sorted by `order` descending. `total_count` is the \
          number of matching videos before `limit`/`offset`.";
     const PARAMS: &'static [Param] = &[PROJECT_ID, FROM, TO, ORDER, limit(200, 100), OFFSET];
     type Data = Vec<VideoItem>;
@@ -77,10 +71,7 @@ impl Endpoint for VideoLeaderboard {
             limit: params.int(LIMIT)?,
             offset: params.int(OFFSET.name)?,
         };
-        Ok(query::video_leaderboard(rtxn, project, &q)?
-            .into_iter()
-            .map(Into::into)
-            .collect())
+        Ok(query::video_leaderboard(rtxn, project, &q)?.into_iter().map(Into::into).collect())
     }
 }
 
@@ -114,8 +105,7 @@ pub struct PostingHeatmap;
 impl Endpoint for PostingHeatmap {
     const NAME: &'static str = "posting-heatmap";
     const SUMMARY: &'static str = "Posts and mean views by local day of week and hour.";
-    const DESCRIPTION: &'static str =
-        "Visible videos posted in the period, grouped by the day of week (0 = Sunday) and hour of \
+    const DESCRIPTION: &'static str = "Visible videos posted in the period, grouped by the day of week (0 = Sunday) and hour of \
          `posted_at` in the effective zone; only cells with posts, sorted by `dow` then `hour`.";
     const PARAMS: &'static [Param] = &[PROJECT_ID, FROM_REQUIRED, TO_REQUIRED, TZ];
     type Data = Vec<HeatmapItem>;
@@ -130,14 +120,8 @@ impl Endpoint for PostingHeatmap {
         params: &Params,
         _now: Instant,
     ) -> Result<Self::Data, ApiError> {
-        let q = query::HeatmapParams {
-            range: params.range(),
-            tz: params.tz().unwrap_or(project.tz),
-        };
-        Ok(query::posting_heatmap(rtxn, project, &q)?
-            .into_iter()
-            .map(Into::into)
-            .collect())
+        let q = query::HeatmapParams { range: params.range(), tz: params.tz().unwrap_or(project.tz) };
+        Ok(query::posting_heatmap(rtxn, project, &q)?.into_iter().map(Into::into).collect())
     }
 }
 
@@ -157,11 +141,7 @@ mirror! {
 
 const BIN_COUNT: Param = Param {
     name: "bin_count",
-    kind: Kind::Int {
-        min: 5,
-        max: Some(50),
-        default: 20,
-    },
+    kind: Kind::Int { min: 5, max: Some(50), default: 20 },
     required: false,
     doc: "Number of equal-width bins over [min, max].",
 };
@@ -171,8 +151,7 @@ pub struct ViewDistribution;
 impl Endpoint for ViewDistribution {
     const NAME: &'static str = "view-distribution";
     const SUMMARY: &'static str = "Percentiles and a histogram of view counts.";
-    const DESCRIPTION: &'static str =
-        "Over the `view_count` of visible videos posted in the period. Percentiles come from an \
+    const DESCRIPTION: &'static str = "Over the `view_count` of visible videos posted in the period. Percentiles come from an \
          HDR histogram with 3 significant digits; `total`, `min` and `max` are exact. With no \
          videos, `total` is 0, every other field null and `bins` empty.";
     const PARAMS: &'static [Param] = &[PROJECT_ID, FROM_REQUIRED, TO_REQUIRED, BIN_COUNT];
@@ -190,10 +169,7 @@ impl Endpoint for ViewDistribution {
     ) -> Result<Self::Data, ApiError> {
         let bin_count = params.int(BIN_COUNT.name)?;
         let bin_count = u32::try_from(bin_count).map_err(ApiError::internal)?;
-        let q = query::ViewDistributionParams {
-            range: params.range(),
-            bin_count,
-        };
+        let q = query::ViewDistributionParams { range: params.range(), bin_count };
         Ok(query::view_distribution(rtxn, project, &q)?.into())
     }
 }
@@ -221,27 +197,9 @@ pub struct Distribution {
 
 impl From<query::ViewDistribution> for Distribution {
     fn from(row: query::ViewDistribution) -> Self {
-        let query::ViewDistribution {
-            total,
-            min,
-            max,
-            p50,
-            p75,
-            p90,
-            p99,
-            bins,
-        } = row;
+        let query::ViewDistribution { total, min, max, p50, p75, p90, p99, bins } = row;
         let bins = bins.into_iter().map(Into::into).collect();
-        Distribution {
-            total,
-            min,
-            max,
-            p50,
-            p75,
-            p90,
-            p99,
-            bins,
-        }
+        Distribution { total, min, max, p50, p75, p90, p99, bins }
     }
 }
 
@@ -257,10 +215,7 @@ mirror! {
 
 const MIN_X_MULTIPLE: Param = Param {
     name: "min_x_multiple",
-    kind: Kind::Positive {
-        max: 1000.0,
-        default: 1.5,
-    },
+    kind: Kind::Positive { max: 1000.0, default: 1.5 },
     required: false,
     doc: "Least ratio of a video's views to its creator's median views.",
 };
@@ -270,8 +225,7 @@ pub struct Outliers;
 impl Endpoint for Outliers {
     const NAME: &'static str = "outliers";
     const SUMMARY: &'static str = "Videos far above their creator's median views.";
-    const DESCRIPTION: &'static str =
-        "Visible videos posted in the period whose creator's median views (over all its visible \
+    const DESCRIPTION: &'static str = "Visible videos posted in the period whose creator's median views (over all its visible \
          videos) is above 0 and whose `view_count / median_views` is at least `min_x_multiple`; \
          sorted by that ratio, then `view_count`, descending, then `video_id`.";
     const PARAMS: &'static [Param] = &[PROJECT_ID, FROM, TO, MIN_X_MULTIPLE, limit(100, 50)];
@@ -292,10 +246,7 @@ impl Endpoint for Outliers {
             min_x_multiple: params.number(MIN_X_MULTIPLE.name)?,
             limit: params.int(LIMIT)?,
         };
-        Ok(query::outliers(rtxn, project, &q)?
-            .into_iter()
-            .map(Into::into)
-            .collect())
+        Ok(query::outliers(rtxn, project, &q)?.into_iter().map(Into::into).collect())
     }
 }
 

@@ -7,8 +7,8 @@ use anyhow::Context;
 
 use crate::cli::DemoArgs;
 use crate::events::Instant;
-use crate::ingest::log::replay_file;
 use crate::r#gen::{GenConfig, Scale, generate};
+use crate::ingest::log::replay_file;
 use crate::store::Store;
 
 pub async fn run(args: DemoArgs, now: Option<Instant>) -> anyhow::Result<()> {

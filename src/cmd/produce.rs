@@ -17,10 +17,10 @@ use std::time::{Duration, Instant as WallClock};
 use anyhow::{Context, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use rdkafka::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
-use rdkafka::ClientContext;
 use serde::Deserialize;
 
 use crate::ingest::kafka::{Topics, log_client};
@@ -66,7 +66,8 @@ pub fn run(args: ProduceArgs) -> anyhow::Result<()> {
                 .progress_chars("=> "),
         );
         bar.set_message(file.display().to_string());
-        let reader = BufReader::with_capacity(1 << 20, File::open(file).with_context(|| format!("opening {}", file.display()))?);
+        let reader =
+            BufReader::with_capacity(1 << 20, File::open(file).with_context(|| format!("opening {}", file.display()))?);
         publish_lines(&producer, &args.topics, reader, &mut total, |b| bar.inc(b))
             .with_context(|| format!("publishing {}", file.display()))?;
         bar.finish_and_clear();
@@ -238,7 +239,10 @@ mod tests {
             r(r#"{"type":"video.scraped","project_id":"AB-CD"}"#),
             Some(("video-scrape".into(), Some("ab-cd".into())))
         );
-        assert_eq!(r(r#"{"type":"api_key.issued","org_id":"o1","project_id":"p"}"#), Some(("projects".into(), Some("o1".into()))));
+        assert_eq!(
+            r(r#"{"type":"api_key.issued","org_id":"o1","project_id":"p"}"#),
+            Some(("projects".into(), Some("o1".into())))
+        );
         assert_eq!(r(r#"{"type":"creator.bogus"}"#), Some(("creator-stats".into(), None)));
         assert_eq!(r(r#"{"type":"user.created"}"#), None);
         assert_eq!(r(r#"{"type":7}"#), None);

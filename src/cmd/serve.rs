@@ -26,9 +26,8 @@ pub async fn serve_http(
         clock: now.map_or(Clock::System, Clock::Fixed),
         session_secret: http.session_secret.as_ref().map(|s| Arc::from(s.as_bytes())),
     };
-    let listener = tokio::net::TcpListener::bind(http.listen)
-        .await
-        .with_context(|| format!("binding {}", http.listen))?;
+    let listener =
+        tokio::net::TcpListener::bind(http.listen).await.with_context(|| format!("binding {}", http.listen))?;
     tracing::info!(addr = %listener.local_addr()?, "Serving the API.");
     axum::serve(listener, crate::api::router(state)).with_graceful_shutdown(shutdown).await?;
     Ok(())

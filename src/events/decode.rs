@@ -3,8 +3,8 @@
 use serde_json::{Map, Value};
 
 use super::{
-    Body, Counts, CreatorSnapshot, Event, Goal, GoalMetric, Id, Instant, ItemType, KeyHash, Stamp,
-    VideoSnapshot, parse_date, parse_id, parse_timestamp,
+    Body, Counts, CreatorSnapshot, Event, Goal, GoalMetric, Id, Instant, ItemType, KeyHash, Stamp, VideoSnapshot,
+    parse_date, parse_id, parse_timestamp,
 };
 
 /// Why a message is a dead letter. The text names the field and what was wrong with it.
@@ -114,10 +114,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
             })
         }
         "creator.goal_removed" => Body::GoalRemoved { goal_id: f.id("goal_id")? },
-        "campaign.upserted" => Body::CampaignUpserted {
-            campaign_id: f.id("campaign_id")?,
-            name: f.non_empty("name")?,
-        },
+        "campaign.upserted" => Body::CampaignUpserted { campaign_id: f.id("campaign_id")?, name: f.non_empty("name")? },
         "campaign.deleted" => Body::CampaignDeleted { campaign_id: f.id("campaign_id")? },
         "campaign.item_added" | "campaign.item_removed" => {
             let item_type = match f.string("item_type")? {
@@ -140,9 +137,8 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
         }
         "project.upserted" => {
             let timezone = f.string("timezone")?;
-            let tz: chrono_tz::Tz = timezone
-                .parse()
-                .map_err(|_| invalid("timezone", format!("unknown IANA time zone {timezone:?}")))?;
+            let tz: chrono_tz::Tz =
+                timezone.parse().map_err(|_| invalid("timezone", format!("unknown IANA time zone {timezone:?}")))?;
             Body::ProjectUpserted {
                 org_id: f.id("org_id")?,
                 name: f.string("name")?.to_owned(),
@@ -197,10 +193,9 @@ impl<'a> Fields<'a> {
     fn opt_string(&self, field: &'static str) -> Result<Option<String>, DecodeError> {
         match self.get(field) {
             None => Ok(None),
-            Some(v) => v
-                .as_str()
-                .map(|s| Some(s.to_owned()))
-                .ok_or_else(|| invalid(field, "must be a string or null".into())),
+            Some(v) => {
+                v.as_str().map(|s| Some(s.to_owned())).ok_or_else(|| invalid(field, "must be a string or null".into()))
+            }
         }
     }
 

@@ -57,19 +57,46 @@ pub struct Event {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Body {
     VideoScraped(VideoSnapshot),
-    VideoRemoved { video_id: Id },
+    VideoRemoved {
+        video_id: Id,
+    },
     CreatorSnapshot(CreatorSnapshot),
-    CreatorRemoved { creator_id: Id },
+    CreatorRemoved {
+        creator_id: Id,
+    },
     GoalSet(Goal),
-    GoalRemoved { goal_id: Id },
-    CampaignUpserted { campaign_id: Id, name: String },
-    CampaignDeleted { campaign_id: Id },
+    GoalRemoved {
+        goal_id: Id,
+    },
+    CampaignUpserted {
+        campaign_id: Id,
+        name: String,
+    },
+    CampaignDeleted {
+        campaign_id: Id,
+    },
     /// `campaign.item_added` (`member: true`) or `campaign.item_removed`.
-    CampaignItem { campaign_id: Id, item_type: ItemType, item_id: Id, member: bool },
-    ProjectUpserted { org_id: Id, name: String, timezone: String },
+    CampaignItem {
+        campaign_id: Id,
+        item_type: ItemType,
+        item_id: Id,
+        member: bool,
+    },
+    ProjectUpserted {
+        org_id: Id,
+        name: String,
+        timezone: String,
+    },
     ProjectDeleted,
-    ApiKeyIssued { key_id: Id, org_id: Id, key_sha256: KeyHash, expires_at: Option<Instant> },
-    ApiKeyRevoked { key_id: Id },
+    ApiKeyIssued {
+        key_id: Id,
+        org_id: Id,
+        key_sha256: KeyHash,
+        expires_at: Option<Instant>,
+    },
+    ApiKeyRevoked {
+        key_id: Id,
+    },
 }
 
 /// The fields of one `video.scraped`.

@@ -275,7 +275,8 @@ impl KafkaStats {
             (metric::LAG, "gauge", "Kafka messages not yet committed to the store.", &self.lag),
         ];
         for (name, kind, help, value) in rows {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}", value.load(Ordering::Relaxed));
+            let _ =
+                writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}", value.load(Ordering::Relaxed));
         }
     }
 }
@@ -428,7 +429,8 @@ impl Worker {
                     Ok(complete) => {
                         backoff = BACKOFF_MIN;
                         // Missing topics are looked for again soon; otherwise, rarely.
-                        next_refresh = WallClock::now() + if complete { METADATA_REFRESH } else { MISSING_TOPIC_RECHECK };
+                        next_refresh =
+                            WallClock::now() + if complete { METADATA_REFRESH } else { MISSING_TOPIC_RECHECK };
                     }
                     Err(RefreshError::Store(e)) => return Err(e.into()),
                     Err(RefreshError::Kafka(e)) => {
@@ -534,7 +536,8 @@ impl Worker {
             error_pause = Duration::from_millis(50);
             self.stats.consumed.fetch_add(1, Ordering::Relaxed);
             deadline.get_or_insert(now + window);
-            let Some(idx) = self.partitions.iter().position(|p| p.topic == msg.topic() && p.partition == msg.partition())
+            let Some(idx) =
+                self.partitions.iter().position(|p| p.topic == msg.topic() && p.partition == msg.partition())
             else {
                 continue; // not ours; cannot happen with manual assignment
             };
@@ -544,7 +547,10 @@ impl Worker {
             let payload = msg.payload().unwrap_or_default();
             let dead_before = batch.dead_letters.len();
             if payload.len() > max_bytes {
-                let reason = format!("{REASON_OVERSIZE}: {} bytes, limit {max_bytes} (raw truncated to the limit)", payload.len());
+                let reason = format!(
+                    "{REASON_OVERSIZE}: {} bytes, limit {max_bytes} (raw truncated to the limit)",
+                    payload.len()
+                );
                 tracing::warn!(source = %source, position = offset, reason = %reason, "Dead letter recorded.");
                 batch.dead_letters.push(DeadLetter {
                     source: source.clone(),
@@ -568,10 +574,8 @@ impl Worker {
             }
             next.insert(idx, offset + 1);
         }
-        batch.positions = next
-            .iter()
-            .map(|(&idx, &n)| (self.partitions[idx].source.clone(), encode_position(n as u64)))
-            .collect();
+        batch.positions =
+            next.iter().map(|(&idx, &n)| (self.partitions[idx].source.clone(), encode_position(n as u64))).collect();
         Gathered { batch, dlq, next }
     }
 
@@ -589,7 +593,12 @@ impl Worker {
         self.stats.applied.fetch_add(events, Ordering::Relaxed);
         self.stats.dead_letters.fetch_add(dead, Ordering::Relaxed);
         self.stats.batches.fetch_add(1, Ordering::Relaxed);
-        tracing::debug!(events, dead_letters = dead, commit_ms = started.elapsed().as_millis() as u64, "Kafka batch committed.");
+        tracing::debug!(
+            events,
+            dead_letters = dead,
+            commit_ms = started.elapsed().as_millis() as u64,
+            "Kafka batch committed."
+        );
 
         // Monitoring only: Kafka's committed offsets are never read back.
         let mut tpl = TopicPartitionList::new();

@@ -118,7 +118,13 @@ pub fn replay_file(
     Ok(summary)
 }
 
-fn commit(store: &Store, batch: &mut Batch, source: &str, pos: &mut FilePosition, hasher: &Sha256) -> Result<(), StoreError> {
+fn commit(
+    store: &Store,
+    batch: &mut Batch,
+    source: &str,
+    pos: &mut FilePosition,
+    hasher: &Sha256,
+) -> Result<(), StoreError> {
     pos.prefix_sha256 = hasher.clone().finalize().into();
     batch.positions = vec![(source.to_owned(), bincode::serialize(&*pos).expect("serializable"))];
     store.commit(batch)?;

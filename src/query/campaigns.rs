@@ -13,7 +13,12 @@ use crate::time::Period;
 
 /// Every visible campaign over its resolved videos in `[from, to]`, against the prior
 /// period of the same length.
-pub fn campaign_leaderboard(rtxn: &ReadTransaction, p: &ProjectView, from: NaiveDate, to: NaiveDate) -> Result<Vec<CampaignRow>> {
+pub fn campaign_leaderboard(
+    rtxn: &ReadTransaction,
+    p: &ProjectView,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Vec<CampaignRow>> {
     let len = chrono::Days::new(((to - from).num_days() + 1) as u64);
     let period = Period::days(p.tz, Some(from), Some(to));
     let prior = Period::days(p.tz, Some(from - len), Some(from - chrono::Days::new(1)));
@@ -50,7 +55,7 @@ pub fn campaign_leaderboard(rtxn: &ReadTransaction, p: &ProjectView, from: Naive
                 }
                 if let Some(e) = top.range((p.id, c, l, u, 0, ID_MIN)..=(p.id, c, l, u, u64::MAX, ID_MAX))?.next() {
                     let (_, _, _, _, nv, video) = e?.0.value();
-                    best = best.min(Some((nv, video))).or(Some((nv, video)));
+                    best = Some(best.map_or((nv, video), |b| b.min((nv, video))));
                 }
             }
         }

@@ -6,8 +6,8 @@ use redb::ReadTransaction;
 
 use super::*;
 use crate::events::{Goal, GoalMetric, id_to_string};
-use crate::state::{Reg, decode};
 use crate::state::videos::Sums;
+use crate::state::{Reg, decode};
 use crate::time::{Level, Period, local_date};
 
 /// Every tracked creator ranked by views in the period.
@@ -58,7 +58,8 @@ fn period_days(rtxn: &ReadTransaction, p: &ProjectView, r: &DateRange, now: Inst
         Some(d) => d,
         None => {
             let t = rtxn.open_table(defs::by_posted)?;
-            let first = t.range((p.id, i64::MIN, 0, ID_MIN)..=(p.id, i64::MAX, u32::MAX, ID_MAX))?.next().transpose()?;
+            let first =
+                t.range((p.id, i64::MIN, 0, ID_MIN)..=(p.id, i64::MAX, u32::MAX, ID_MAX))?.next().transpose()?;
             match first {
                 Some((k, _)) => {
                     let (_, s, n, _) = k.value();
@@ -73,7 +74,11 @@ fn period_days(rtxn: &ReadTransaction, p: &ProjectView, r: &DateRange, now: Inst
 }
 
 /// Posts per creator and local day, from quarter-hour buckets in the effective zone.
-pub fn posting_consistency(rtxn: &ReadTransaction, p: &ProjectView, q: &ConsistencyParams) -> Result<Vec<ConsistencyRow>> {
+pub fn posting_consistency(
+    rtxn: &ReadTransaction,
+    p: &ProjectView,
+    q: &ConsistencyParams,
+) -> Result<Vec<ConsistencyRow>> {
     let period = Period::days(q.tz, q.range.from, q.range.to);
     let Some((lo, hi)) = posted_quarters(rtxn, p.id)? else { return Ok(Vec::new()) };
     let (s, e) = period.quarters(lo, hi);

@@ -323,7 +323,11 @@ pub(crate) fn project_sums(rtxn: &ReadTransaction, p: Id, period: &Period) -> Re
 }
 
 /// Per-creator sums over a period, for creators with at least one visible video in it.
-pub(crate) fn creator_sums(rtxn: &ReadTransaction, p: Id, period: &Period) -> Result<std::collections::HashMap<Id, Sums>> {
+pub(crate) fn creator_sums(
+    rtxn: &ReadTransaction,
+    p: Id,
+    period: &Period,
+) -> Result<std::collections::HashMap<Id, Sums>> {
     let t = rtxn.open_table(defs::creator_buckets)?;
     let mut out: std::collections::HashMap<Id, Sums> = std::collections::HashMap::new();
     for (l, u) in period_units(rtxn, p, period)? {
@@ -337,12 +341,20 @@ pub(crate) fn creator_sums(rtxn: &ReadTransaction, p: Id, period: &Period) -> Re
 }
 
 /// Present video record.
-pub(crate) fn video_record(t: &impl ReadableTable<(Id, Id), &'static [u8]>, p: Id, v: Id) -> Result<Option<VideoSnapshot>> {
+pub(crate) fn video_record(
+    t: &impl ReadableTable<(Id, Id), &'static [u8]>,
+    p: Id,
+    v: Id,
+) -> Result<Option<VideoSnapshot>> {
     get_present(t, (p, v))
 }
 
 /// Present creator profile.
-pub(crate) fn creator_profile(t: &impl ReadableTable<(Id, Id), &'static [u8]>, p: Id, c: Id) -> Result<Option<CreatorSnapshot>> {
+pub(crate) fn creator_profile(
+    t: &impl ReadableTable<(Id, Id), &'static [u8]>,
+    p: Id,
+    c: Id,
+) -> Result<Option<CreatorSnapshot>> {
     get_present(t, (p, c))
 }
 

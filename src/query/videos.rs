@@ -157,7 +157,11 @@ pub fn posting_heatmap(rtxn: &ReadTransaction, p: &ProjectView, q: &HeatmapParam
 }
 
 /// Percentiles from the merged HDR cells of the period's buckets; total, min and max exact.
-pub fn view_distribution(rtxn: &ReadTransaction, p: &ProjectView, q: &ViewDistributionParams) -> Result<ViewDistribution> {
+pub fn view_distribution(
+    rtxn: &ReadTransaction,
+    p: &ProjectView,
+    q: &ViewDistributionParams,
+) -> Result<ViewDistribution> {
     let period = period(p, &q.range);
     let t = rtxn.open_table(defs::hist_cells)?;
     let mut cells: BTreeMap<u64, u64> = BTreeMap::new();

@@ -28,7 +28,12 @@ pub fn containing(t: &impl ReadableTable<(Id, u8, Id, Id), ()>, p: Id, kind: Ite
 }
 
 /// Items of one type that are currently direct members of campaign `c`.
-pub fn members(t: &impl ReadableTable<(Id, Id, u8, Id), &'static [u8]>, p: Id, c: Id, kind: ItemType) -> Result<Vec<Id>> {
+pub fn members(
+    t: &impl ReadableTable<(Id, Id, u8, Id), &'static [u8]>,
+    p: Id,
+    c: Id,
+    kind: ItemType,
+) -> Result<Vec<Id>> {
     let k = kind as u8;
     let mut out = Vec::new();
     for e in t.range((p, c, k, ID_MIN)..=(p, c, k, ID_MAX))? {

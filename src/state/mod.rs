@@ -123,9 +123,7 @@ pub fn apply(t: &mut Tables, ev: &Event) -> Result<()> {
         }
         Body::CreatorRemoved { creator_id } => videos::set_creator(t, p, stamp, *creator_id, None),
         Body::GoalSet(g) => put_reg(&mut t.goals, (p, g.goal_id), stamp, Some(g)),
-        Body::GoalRemoved { goal_id } => {
-            put_reg::<_, crate::events::Goal>(&mut t.goals, (p, *goal_id), stamp, None)
-        }
+        Body::GoalRemoved { goal_id } => put_reg::<_, crate::events::Goal>(&mut t.goals, (p, *goal_id), stamp, None),
         Body::CampaignUpserted { campaign_id, name } => {
             campaigns::set_campaign(t, p, stamp, *campaign_id, Some(name.clone()))
         }

@@ -192,7 +192,11 @@ where
     K::SelfType<'k>: Clone,
 {
     let mut cur = table.get(key.clone())?.map_or_else(Sums::default, |g| Sums::from_row(g.value()));
-    if add { cur.add(s) } else { cur.sub(s)? }
+    if add {
+        cur.add(s)
+    } else {
+        cur.sub(s)?
+    }
     if cur.posts == 0 {
         table.remove(key)?;
     } else {

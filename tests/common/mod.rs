@@ -52,7 +52,13 @@ impl TestStore {
             for (j, line) in chunk.iter().enumerate() {
                 let line = line.as_ref();
                 if !line.trim().is_empty() {
-                    push_message(&mut b, "test", (i * batch + j) as u64, line.as_bytes(), Instant { secs: 0, nanos: 0 });
+                    push_message(
+                        &mut b,
+                        "test",
+                        (i * batch + j) as u64,
+                        line.as_bytes(),
+                        Instant { secs: 0, nanos: 0 },
+                    );
                 }
             }
             self.store.commit(&b).unwrap();
@@ -132,7 +138,9 @@ pub fn compare(endpoint: &str, engine: &Value, expected: &Value, views: &[u64]) 
         let slack = views.iter().filter(|&&v| near_edge(v)).count() as i64;
         let diff = e["video_count"].as_i64().unwrap() - r["video_count"].as_i64().unwrap();
         if diff.abs() > slack {
-            return Err(format!("bin count off by {diff} with {slack} values near its edges: engine {e} reference {r}"));
+            return Err(format!(
+                "bin count off by {diff} with {slack} values near its edges: engine {e} reference {r}"
+            ));
         }
         sum += e["video_count"].as_u64().unwrap();
     }

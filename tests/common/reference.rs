@@ -41,11 +41,7 @@ fn parse_uuid(s: &str) -> Option<String> {
         return None;
     }
     for (i, &c) in b.iter().enumerate() {
-        let ok = if matches!(i, 8 | 13 | 18 | 23) {
-            c == b'-'
-        } else {
-            c.is_ascii_hexdigit()
-        };
+        let ok = if matches!(i, 8 | 13 | 18 | 23) { c == b'-' } else { c.is_ascii_hexdigit() };
         if !ok {
             return None;
         }
@@ -63,9 +59,7 @@ fn parse_ts(s: &str) -> Option<DateTime<Utc>> {
     if !matches!(s.as_bytes().get(10), Some(b'T' | b't')) {
         return None;
     }
-    DateTime::parse_from_rfc3339(s)
-        .ok()
-        .map(|d| d.with_timezone(&Utc))
+    DateTime::parse_from_rfc3339(s).ok().map(|d| d.with_timezone(&Utc))
 }
 
 /// Strict `YYYY-MM-DD`, a real calendar date.
@@ -260,11 +254,7 @@ fn parse_event(line: &str) -> Option<Event> {
     let event_id = o.uuid("event_id")?;
     let occurred_at = o.ts("occurred_at")?;
     let is_key = matches!(ty, "api_key.issued" | "api_key.revoked");
-    let project_id = if is_key {
-        None
-    } else {
-        Some(o.uuid("project_id")?)
-    };
+    let project_id = if is_key { None } else { Some(o.uuid("project_id")?) };
     let kind = match ty {
         "video.scraped" => Kind::VideoScraped(Video {
             video_id: o.uuid("video_id")?,
@@ -317,12 +307,7 @@ fn parse_event(line: &str) -> Option<Event> {
                 "campaign" => ItemType::Campaign,
                 _ => return None,
             };
-            Kind::Item(
-                ty == "campaign.item_added",
-                o.uuid("campaign_id")?,
-                item_type,
-                o.uuid("item_id")?,
-            )
+            Kind::Item(ty == "campaign.item_added", o.uuid("campaign_id")?, item_type, o.uuid("item_id")?)
         }
         "project.upserted" => {
             let tz_name = o.string("timezone")?.to_owned();
@@ -352,11 +337,7 @@ fn parse_event(line: &str) -> Option<Event> {
         "api_key.revoked" => Kind::KeyRevoked(o.uuid("key_id")?),
         _ => return None,
     };
-    Some(Event {
-        ord: (occurred_at, uuid_bits(&event_id)),
-        project_id,
-        kind,
-    })
+    Some(Event { ord: (occurred_at, uuid_bits(&event_id)), project_id, kind })
 }
 
 // ---------------------------------------------------------------------------
@@ -368,12 +349,7 @@ struct Lww<T> {
     val: Option<T>,
 }
 
-fn put<K: Eq + Hash, T>(
-    m: &mut HashMap<K, Lww<T>>,
-    k: K,
-    ord: (DateTime<Utc>, u128),
-    val: Option<T>,
-) {
+fn put<K: Eq + Hash, T>(m: &mut HashMap<K, Lww<T>>, k: K, ord: (DateTime<Utc>, u128), val: Option<T>) {
     let newer = match m.get(&k) {
         Some(cur) => ord > cur.ord,
         None => true,
@@ -419,11 +395,8 @@ struct View {
 impl View {
     fn build(r: &ProjectRegs) -> View {
         let project = r.project.as_ref().and_then(|l| l.val.clone());
-        let creators: BTreeMap<String, Creator> = r
-            .creators
-            .iter()
-            .filter_map(|(k, l)| l.val.clone().map(|c| (k.clone(), c)))
-            .collect();
+        let creators: BTreeMap<String, Creator> =
+            r.creators.iter().filter_map(|(k, l)| l.val.clone().map(|c| (k.clone(), c))).collect();
         let videos: BTreeMap<String, Video> = r
             .videos
             .iter()
@@ -432,10 +405,7 @@ impl View {
             .collect();
         let mut by_creator: HashMap<String, Vec<String>> = HashMap::new();
         for v in videos.values() {
-            by_creator
-                .entry(v.creator_id.clone())
-                .or_default()
-                .push(v.video_id.clone());
+            by_creator.entry(v.creator_id.clone()).or_default().push(v.video_id.clone());
         }
         let mut followers: HashMap<String, Vec<(DateTime<Utc>, u64)>> = HashMap::new();
         for ((c, t), l) in &r.followers {
@@ -446,18 +416,10 @@ impl View {
         for pts in followers.values_mut() {
             pts.sort();
         }
-        let mut goals: Vec<Goal> = r
-            .goals
-            .values()
-            .filter_map(|l| l.val.clone())
-            .filter(|g| creators.contains_key(&g.creator_id))
-            .collect();
+        let mut goals: Vec<Goal> =
+            r.goals.values().filter_map(|l| l.val.clone()).filter(|g| creators.contains_key(&g.creator_id)).collect();
         goals.sort_by(|a, b| a.goal_id.cmp(&b.goal_id));
-        let campaigns = r
-            .campaigns
-            .iter()
-            .filter_map(|(k, l)| l.val.clone().map(|n| (k.clone(), n)))
-            .collect();
+        let campaigns = r.campaigns.iter().filter_map(|(k, l)| l.val.clone().map(|n| (k.clone(), n))).collect();
         let mut members: BTreeMap<String, Vec<(ItemType, String)>> = BTreeMap::new();
         for ((c, t, i), l) in &r.members {
             if l.val.is_some() {
@@ -484,11 +446,7 @@ impl View {
 impl View {
     /// The visible videos of one creator.
     fn of_creator<'a>(&'a self, creator_id: &str) -> impl Iterator<Item = &'a Video> + 'a {
-        let ids = self
-            .by_creator
-            .get(creator_id)
-            .map(Vec::as_slice)
-            .unwrap_or(&[]);
+        let ids = self.by_creator.get(creator_id).map(Vec::as_slice).unwrap_or(&[]);
         ids.iter().map(|id| &self.videos[id])
     }
 }
@@ -518,10 +476,7 @@ struct Period {
 
 impl Period {
     fn new(tz: Tz, from: Option<NaiveDate>, to: Option<NaiveDate>) -> Period {
-        Period {
-            lo: from.map(|d| start_of_day(tz, d)),
-            hi: to.map(|d| start_of_day(tz, d.succ_opt().unwrap())),
-        }
+        Period { lo: from.map(|d| start_of_day(tz, d)), hi: to.map(|d| start_of_day(tz, d.succ_opt().unwrap())) }
     }
     fn contains(&self, t: DateTime<Utc>) -> bool {
         self.lo.is_none_or(|lo| lo <= t) && self.hi.is_none_or(|hi| t < hi)
@@ -567,9 +522,7 @@ impl Params {
         Ok(n)
     }
     fn tz(&self) -> Result<Option<Tz>, Fail> {
-        self.get("tz")
-            .map(|s| Tz::from_str(s).map_err(|_| BAD))
-            .transpose()
+        self.get("tz").map(|s| Tz::from_str(s).map_err(|_| BAD)).transpose()
     }
 }
 
@@ -596,52 +549,16 @@ enum VideoOrder {
 }
 
 enum Query {
-    VideoLeaderboard {
-        from: Option<NaiveDate>,
-        to: Option<NaiveDate>,
-        order: VideoOrder,
-        limit: u64,
-        offset: u64,
-    },
-    PostingHeatmap {
-        from: NaiveDate,
-        to: NaiveDate,
-        tz: Option<Tz>,
-    },
-    ViewDistribution {
-        from: NaiveDate,
-        to: NaiveDate,
-        bin_count: u64,
-    },
-    Outliers {
-        from: Option<NaiveDate>,
-        to: Option<NaiveDate>,
-        min_x: f64,
-        limit: u64,
-    },
-    CreatorLeaderboard {
-        from: Option<NaiveDate>,
-        to: Option<NaiveDate>,
-        limit: u64,
-        offset: u64,
-    },
-    PostingConsistency {
-        from: NaiveDate,
-        to: NaiveDate,
-        tz: Option<Tz>,
-    },
-    CreatorScatter {
-        from: Option<NaiveDate>,
-        to: Option<NaiveDate>,
-    },
+    VideoLeaderboard { from: Option<NaiveDate>, to: Option<NaiveDate>, order: VideoOrder, limit: u64, offset: u64 },
+    PostingHeatmap { from: NaiveDate, to: NaiveDate, tz: Option<Tz> },
+    ViewDistribution { from: NaiveDate, to: NaiveDate, bin_count: u64 },
+    Outliers { from: Option<NaiveDate>, to: Option<NaiveDate>, min_x: f64, limit: u64 },
+    CreatorLeaderboard { from: Option<NaiveDate>, to: Option<NaiveDate>, limit: u64, offset: u64 },
+    PostingConsistency { from: NaiveDate, to: NaiveDate, tz: Option<Tz> },
+    CreatorScatter { from: Option<NaiveDate>, to: Option<NaiveDate> },
     GoalCompliance,
-    CampaignLeaderboard {
-        from: NaiveDate,
-        to: NaiveDate,
-    },
-    MemberOverlap {
-        dimension: ItemType,
-    },
+    CampaignLeaderboard { from: NaiveDate, to: NaiveDate },
+    MemberOverlap { dimension: ItemType },
 }
 
 /// Validate every parameter; returns the lowercase project id and the query.
@@ -688,41 +605,22 @@ fn parse_query(endpoint: &str, query: &[(String, String)]) -> Result<(String, Qu
         }
         "posting-heatmap" => {
             let (from, to) = required()?;
-            Query::PostingHeatmap {
-                from,
-                to,
-                tz: p.tz()?,
-            }
+            Query::PostingHeatmap { from, to, tz: p.tz()? }
         }
         "posting-consistency" => {
             let (from, to) = required()?;
-            Query::PostingConsistency {
-                from,
-                to,
-                tz: p.tz()?,
-            }
+            Query::PostingConsistency { from, to, tz: p.tz()? }
         }
         "view-distribution" => {
             let (from, to) = required()?;
-            Query::ViewDistribution {
-                from,
-                to,
-                bin_count: p.int("bin_count", 5, 50, 20)?,
-            }
+            Query::ViewDistribution { from, to, bin_count: p.int("bin_count", 5, 50, 20)? }
         }
         "outliers" => {
             let min_x = match p.get("min_x_multiple") {
                 None => 1.5,
-                Some(s) => parse_decimal(s)
-                    .filter(|&x| x > 0.0 && x <= 1000.0)
-                    .ok_or(BAD)?,
+                Some(s) => parse_decimal(s).filter(|&x| x > 0.0 && x <= 1000.0).ok_or(BAD)?,
             };
-            Query::Outliers {
-                from,
-                to,
-                min_x,
-                limit: p.int("limit", 1, 100, 50)?,
-            }
+            Query::Outliers { from, to, min_x, limit: p.int("limit", 1, 100, 50)? }
         }
         "creator-leaderboard" => Query::CreatorLeaderboard {
             from,
@@ -760,11 +658,7 @@ fn engagement<'a>(videos: impl IntoIterator<Item = &'a Video>) -> f64 {
         views += v.view_count as u128;
         inter += v.like_count as u128 + v.comment_count as u128 + v.share_count as u128;
     }
-    if views == 0 {
-        0.0
-    } else {
-        round2(inter as f64 / views as f64 * 100.0)
-    }
+    if views == 0 { 0.0 } else { round2(inter as f64 / views as f64 * 100.0) }
 }
 
 /// `(follower_delta, growth_rate)` of a creator over a period.
@@ -772,22 +666,13 @@ fn follower_change(view: &View, creator_id: &str, period: Period) -> (i64, f64) 
     let pts: Vec<u64> = view
         .followers
         .get(creator_id)
-        .map(|p| {
-            p.iter()
-                .filter(|(t, _)| period.contains(*t))
-                .map(|(_, n)| *n)
-                .collect()
-        })
+        .map(|p| p.iter().filter(|(t, _)| period.contains(*t)).map(|(_, n)| *n).collect())
         .unwrap_or_default();
     let (Some(&first), Some(&last)) = (pts.first(), pts.last()) else {
         return (0, 0.0);
     };
     let delta = last as i64 - first as i64;
-    let growth = if first == 0 {
-        0.0
-    } else {
-        round2(delta as f64 / first as f64 * 100.0)
-    };
+    let growth = if first == 0 { 0.0 } else { round2(delta as f64 / first as f64 * 100.0) };
     (delta, growth)
 }
 
@@ -849,12 +734,7 @@ impl Reference {
                 Kind::VideoScraped(v) => put(&mut r.videos, v.video_id.clone(), ord, Some(v)),
                 Kind::VideoRemoved(id) => put(&mut r.videos, id, ord, None),
                 Kind::CreatorSnapshot(c) => {
-                    put(
-                        &mut r.followers,
-                        (c.creator_id.clone(), ord.0),
-                        ord,
-                        Some(c.follower_count),
-                    );
+                    put(&mut r.followers, (c.creator_id.clone(), ord.0), ord, Some(c.follower_count));
                     put(&mut r.creators, c.creator_id.clone(), ord, Some(c));
                 }
                 Kind::CreatorRemoved(id) => put(&mut r.creators, id, ord, None),
@@ -862,9 +742,7 @@ impl Reference {
                 Kind::GoalRemoved(id) => put(&mut r.goals, id, ord, None),
                 Kind::CampaignUpserted(id, name) => put(&mut r.campaigns, id, ord, Some(name)),
                 Kind::CampaignDeleted(id) => put(&mut r.campaigns, id, ord, None),
-                Kind::Item(added, c, t, i) => {
-                    put(&mut r.members, (c, t, i), ord, added.then_some(()))
-                }
+                Kind::Item(added, c, t, i) => put(&mut r.members, (c, t, i), ord, added.then_some(())),
                 Kind::ProjectUpserted(p) => {
                     if r.project.as_ref().is_none_or(|cur| ord > cur.ord) {
                         r.project = Some(Lww { ord, val: Some(p) });
@@ -878,10 +756,7 @@ impl Reference {
                 Kind::KeyIssued(..) | Kind::KeyRevoked(_) => unreachable!(),
             }
         }
-        let views = regs
-            .iter()
-            .map(|(k, r)| (k.clone(), View::build(r)))
-            .collect();
+        let views = regs.iter().map(|(k, r)| (k.clone(), View::build(r))).collect();
         Reference { views, keys }
     }
 
@@ -896,11 +771,7 @@ impl Reference {
         let mut out: Vec<_> = self
             .views
             .iter()
-            .filter_map(|(id, v)| {
-                v.project
-                    .as_ref()
-                    .map(|p| (id.clone(), p.org_id.clone(), p.tz_name.clone()))
-            })
+            .filter_map(|(id, v)| v.project.as_ref().map(|p| (id.clone(), p.org_id.clone(), p.tz_name.clone())))
             .collect();
         out.sort();
         out
@@ -913,14 +784,7 @@ impl Reference {
             .keys
             .iter()
             .filter_map(|(id, l)| {
-                l.val.as_ref().map(|k| {
-                    (
-                        id.clone(),
-                        k.org_id.clone(),
-                        k.key_sha256.clone(),
-                        k.expires_at,
-                    )
-                })
+                l.val.as_ref().map(|k| (id.clone(), k.org_id.clone(), k.key_sha256.clone(), k.expires_at))
             })
             .collect();
         out.sort();
@@ -937,12 +801,8 @@ impl Reference {
             return vec![];
         };
         let period = Period::new(p.tz, parse_date(from), parse_date(to));
-        let mut out: Vec<u64> = view
-            .videos
-            .values()
-            .filter(|v| period.contains(v.posted_at))
-            .map(|v| v.view_count)
-            .collect();
+        let mut out: Vec<u64> =
+            view.videos.values().filter(|v| period.contains(v.posted_at)).map(|v| v.view_count).collect();
         out.sort();
         out
     }
@@ -961,34 +821,20 @@ impl Reference {
         let ptz = project.tz;
         let today = now.with_timezone(&ptz).date_naive();
         Ok(match q {
-            Query::VideoLeaderboard {
-                from,
-                to,
-                order,
-                limit,
-                offset,
-            } => video_leaderboard(view, Period::new(ptz, from, to), order, limit, offset),
+            Query::VideoLeaderboard { from, to, order, limit, offset } => {
+                video_leaderboard(view, Period::new(ptz, from, to), order, limit, offset)
+            }
             Query::PostingHeatmap { from, to, tz } => {
                 let tz = tz.unwrap_or(ptz);
                 posting_heatmap(view, tz, Period::new(tz, Some(from), Some(to)))
             }
-            Query::ViewDistribution {
-                from,
-                to,
-                bin_count,
-            } => view_distribution(view, Period::new(ptz, Some(from), Some(to)), bin_count),
-            Query::Outliers {
-                from,
-                to,
-                min_x,
-                limit,
-            } => outliers(view, Period::new(ptz, from, to), min_x, limit),
-            Query::CreatorLeaderboard {
-                from,
-                to,
-                limit,
-                offset,
-            } => creator_leaderboard(view, ptz, from, to, today, limit, offset),
+            Query::ViewDistribution { from, to, bin_count } => {
+                view_distribution(view, Period::new(ptz, Some(from), Some(to)), bin_count)
+            }
+            Query::Outliers { from, to, min_x, limit } => outliers(view, Period::new(ptz, from, to), min_x, limit),
+            Query::CreatorLeaderboard { from, to, limit, offset } => {
+                creator_leaderboard(view, ptz, from, to, today, limit, offset)
+            }
             Query::PostingConsistency { from, to, tz } => {
                 let tz = tz.unwrap_or(ptz);
                 posting_consistency(view, tz, Period::new(tz, Some(from), Some(to)))
@@ -1005,18 +851,8 @@ impl Reference {
 // Endpoints
 // ---------------------------------------------------------------------------
 
-fn video_leaderboard(
-    view: &View,
-    period: Period,
-    order: VideoOrder,
-    limit: u64,
-    offset: u64,
-) -> Value {
-    let mut rows: Vec<&Video> = view
-        .videos
-        .values()
-        .filter(|v| period.contains(v.posted_at))
-        .collect();
+fn video_leaderboard(view: &View, period: Period, order: VideoOrder, limit: u64, offset: u64) -> Value {
+    let mut rows: Vec<&Video> = view.videos.values().filter(|v| period.contains(v.posted_at)).collect();
     rows.sort_by(|a, b| {
         let by = match order {
             VideoOrder::Views => b.view_count.cmp(&a.view_count),
@@ -1055,9 +891,7 @@ fn posting_heatmap(view: &View, tz: Tz, period: Period) -> Value {
             continue;
         }
         let local = v.posted_at.with_timezone(&tz);
-        let cell = cells
-            .entry((local.weekday().num_days_from_sunday(), local.hour()))
-            .or_default();
+        let cell = cells.entry((local.weekday().num_days_from_sunday(), local.hour())).or_default();
         cell.0 += 1;
         cell.1 += v.view_count as u128;
     }
@@ -1071,12 +905,8 @@ fn posting_heatmap(view: &View, tz: Tz, period: Period) -> Value {
 }
 
 fn view_distribution(view: &View, period: Period, bin_count: u64) -> Value {
-    let mut vals: Vec<u64> = view
-        .videos
-        .values()
-        .filter(|v| period.contains(v.posted_at))
-        .map(|v| v.view_count)
-        .collect();
+    let mut vals: Vec<u64> =
+        view.videos.values().filter(|v| period.contains(v.posted_at)).map(|v| v.view_count).collect();
     vals.sort();
     if vals.is_empty() {
         return json!({"total": 0, "min": null, "max": null, "p50": null, "p75": null,
@@ -1086,11 +916,7 @@ fn view_distribution(view: &View, period: Period, bin_count: u64) -> Value {
     let w = (max - min) as f64 / bin_count as f64;
     let mut counts = vec![0u64; bin_count as usize];
     for &v in &vals {
-        let i = if w == 0.0 {
-            0
-        } else {
-            (((v - min) as f64 / w).floor() as u64).min(bin_count - 1)
-        };
+        let i = if w == 0.0 { 0 } else { (((v - min) as f64 / w).floor() as u64).min(bin_count - 1) };
         counts[i as usize] += 1;
     }
     let bins: Vec<Value> = (0..bin_count)
@@ -1121,11 +947,7 @@ fn median_views(view: &View, creator_id: &str) -> f64 {
 }
 
 fn outliers(view: &View, period: Period, min_x: f64, limit: u64) -> Value {
-    let medians: HashMap<&str, f64> = view
-        .creators
-        .keys()
-        .map(|c| (c.as_str(), median_views(view, c)))
-        .collect();
+    let medians: HashMap<&str, f64> = view.creators.keys().map(|c| (c.as_str(), median_views(view, c))).collect();
     let mut rows: Vec<(f64, &Video, f64)> = Vec::new();
     for v in view.videos.values() {
         let median = medians[v.creator_id.as_str()];
@@ -1138,9 +960,7 @@ fn outliers(view: &View, period: Period, min_x: f64, limit: u64) -> Value {
         }
     }
     rows.sort_by(|a, b| {
-        b.0.total_cmp(&a.0)
-            .then(b.1.view_count.cmp(&a.1.view_count))
-            .then_with(|| a.1.video_id.cmp(&b.1.video_id))
+        b.0.total_cmp(&a.0).then(b.1.view_count.cmp(&a.1.view_count)).then_with(|| a.1.video_id.cmp(&b.1.video_id))
     });
     rows.iter()
         .take(limit as usize)
@@ -1184,10 +1004,7 @@ fn creator_leaderboard(
         .creators
         .values()
         .map(|c| {
-            let vids: Vec<&Video> = view
-                .of_creator(&c.creator_id)
-                .filter(|v| period.contains(v.posted_at))
-                .collect();
+            let vids: Vec<&Video> = view.of_creator(&c.creator_id).filter(|v| period.contains(v.posted_at)).collect();
             let (delta, growth) = follower_change(view, &c.creator_id, period);
             Row {
                 c,
@@ -1199,11 +1016,7 @@ fn creator_leaderboard(
             }
         })
         .collect();
-    rows.sort_by(|a, b| {
-        b.total_views
-            .cmp(&a.total_views)
-            .then_with(|| a.c.creator_id.cmp(&b.c.creator_id))
-    });
+    rows.sort_by(|a, b| b.total_views.cmp(&a.total_views).then_with(|| a.c.creator_id.cmp(&b.c.creator_id)));
     let total = view.creators.len() as u64;
     let skip = usize::try_from(offset).unwrap_or(usize::MAX);
     rows.iter()
@@ -1236,12 +1049,7 @@ fn posting_consistency(view: &View, tz: Tz, period: Period) -> Value {
     let mut cells: BTreeMap<(&str, NaiveDate), u64> = BTreeMap::new();
     for v in view.videos.values() {
         if period.contains(v.posted_at) {
-            *cells
-                .entry((
-                    v.creator_id.as_str(),
-                    v.posted_at.with_timezone(&tz).date_naive(),
-                ))
-                .or_default() += 1;
+            *cells.entry((v.creator_id.as_str(), v.posted_at.with_timezone(&tz).date_naive())).or_default() += 1;
         }
     }
     cells
@@ -1253,10 +1061,7 @@ fn posting_consistency(view: &View, tz: Tz, period: Period) -> Value {
 fn creator_scatter(view: &View, period: Period) -> Value {
     let mut out = Vec::new();
     for c in view.creators.values() {
-        let vids: Vec<&Video> = view
-            .of_creator(&c.creator_id)
-            .filter(|v| period.contains(v.posted_at))
-            .collect();
+        let vids: Vec<&Video> = view.of_creator(&c.creator_id).filter(|v| period.contains(v.posted_at)).collect();
         if vids.is_empty() {
             continue;
         }
@@ -1277,8 +1082,7 @@ fn goal_compliance(view: &View, ptz: Tz, today: NaiveDate) -> Value {
     for g in &view.goals {
         by_creator.entry(g.creator_id.as_str()).or_default().push(g);
     }
-    let (mut on_track, mut at_risk, mut missed, mut total, mut creators) =
-        (0u64, 0u64, 0u64, 0u64, 0u64);
+    let (mut on_track, mut at_risk, mut missed, mut total, mut creators) = (0u64, 0u64, 0u64, 0u64, 0u64);
     for (creator_id, goals) in by_creator.into_iter().take(50) {
         creators += 1;
         for g in goals {
@@ -1352,11 +1156,7 @@ fn resolve<'a>(view: &'a View, root: &str) -> Vec<&'a Video> {
 fn campaign_leaderboard(view: &View, ptz: Tz, from: NaiveDate, to: NaiveDate) -> Value {
     let period = Period::new(ptz, Some(from), Some(to));
     let n = (to - from).num_days() + 1;
-    let prior = Period::new(
-        ptz,
-        Some(from - chrono::Duration::days(n)),
-        Some(from - chrono::Duration::days(1)),
-    );
+    let prior = Period::new(ptz, Some(from - chrono::Duration::days(n)), Some(from - chrono::Duration::days(1)));
     struct Row<'a> {
         id: &'a str,
         name: &'a str,
@@ -1370,44 +1170,25 @@ fn campaign_leaderboard(view: &View, ptz: Tz, from: NaiveDate, to: NaiveDate) ->
     let mut rows: Vec<Row> = Vec::new();
     for (id, name) in &view.campaigns {
         let resolved = resolve(view, id);
-        let cur: Vec<&Video> = resolved
-            .iter()
-            .copied()
-            .filter(|v| period.contains(v.posted_at))
-            .collect();
-        let best = cur.iter().max_by(|a, b| {
-            a.view_count
-                .cmp(&b.view_count)
-                .then_with(|| b.video_id.cmp(&a.video_id))
-        });
+        let cur: Vec<&Video> = resolved.iter().copied().filter(|v| period.contains(v.posted_at)).collect();
+        let best = cur.iter().max_by(|a, b| a.view_count.cmp(&b.view_count).then_with(|| b.video_id.cmp(&a.video_id)));
         rows.push(Row {
             id,
             name,
             views: cur.iter().map(|v| v.view_count as u128).sum(),
             likes: cur.iter().map(|v| v.like_count as u128).sum(),
             count: cur.len() as u64,
-            creators: cur
-                .iter()
-                .map(|v| v.creator_id.as_str())
-                .collect::<BTreeSet<_>>()
-                .len() as u64,
+            creators: cur.iter().map(|v| v.creator_id.as_str()).collect::<BTreeSet<_>>().len() as u64,
             preview: best.map_or(Value::Null, |v| opt_str(&v.thumbnail_url)),
-            prior: resolved
-                .iter()
-                .filter(|v| prior.contains(v.posted_at))
-                .map(|v| v.view_count as u128)
-                .sum(),
+            prior: resolved.iter().filter(|v| prior.contains(v.posted_at)).map(|v| v.view_count as u128).sum(),
         });
     }
     rows.sort_by(|a, b| b.views.cmp(&a.views).then_with(|| a.id.cmp(b.id)));
     rows.into_iter()
         .map(|r| {
             let delta = r.views as i128 - r.prior as i128;
-            let pct = if r.prior == 0 {
-                Value::Null
-            } else {
-                json!((delta as f64 / r.prior as f64 * 100.0).round() as i64)
-            };
+            let pct =
+                if r.prior == 0 { Value::Null } else { json!((delta as f64 / r.prior as f64 * 100.0).round() as i64) };
             json!({
                 "campaign_id": r.id,
                 "name": r.name,
@@ -1435,9 +1216,7 @@ fn member_overlap(view: &View, dimension: ItemType) -> Value {
                 ItemType::Campaign => false,
             };
             if *ty == dimension && visible {
-                map.entry(item.as_str())
-                    .or_default()
-                    .insert((name.as_str(), camp.as_str()));
+                map.entry(item.as_str()).or_default().insert((name.as_str(), camp.as_str()));
             }
         }
     }
