@@ -227,6 +227,8 @@ pub fn view_distribution(
     })
 }
 
+type MetricEntry<'a> = (redb::AccessGuard<'a, (Id, u8, u64, Id)>, redb::AccessGuard<'a, (i64, u32)>);
+
 /// The exact smallest (or largest) view count in the period, knowing the HDR cell it is
 /// in: only the videos of that one cell (0.1% wide) are read.
 fn exact_extreme(rtxn: &ReadTransaction, p: Id, period: &Period, cell: u64, smallest: bool) -> Result<u64> {
@@ -238,7 +240,7 @@ fn exact_extreme(rtxn: &ReadTransaction, p: Id, period: &Period, cell: u64, smal
     let m = Metric::Views as u8;
     // Keys hold !views: ascending keys are descending views.
     let range = t.range((p, m, !high, ID_MIN)..=(p, m, !cell, ID_MAX))?;
-    let pick = |e: redb::Result<(redb::AccessGuard<'_, (Id, u8, u64, Id)>, redb::AccessGuard<'_, (i64, u32)>)>| {
+    let pick = |e: redb::Result<MetricEntry<'_>>| {
         e.map(|(k, v)| {
             let (s, n) = v.value();
             period.contains(Instant { secs: s, nanos: n }).then_some(!k.value().2)

@@ -239,8 +239,7 @@ fn median_update(t: &mut Tables, p: Id, creator: Id, x: (u64, Id), at: (i64, u32
         Ok((a, b))
     };
     let succ = |t: &Tables, k: (u64, Id)| -> Result<(u64, Id)> {
-        let mut r = t.creator_views.range(key(k)..=hi)?;
-        while let Some(e) = r.next() {
+        for e in t.creator_views.range(key(k)..=hi)? {
             let (_, _, a, b) = e?.0.value();
             if (a, b) > k {
                 return Ok((a, b));
