@@ -38,6 +38,8 @@ pub enum Command {
     Demo(DemoArgs),
     /// Write a deterministic, realistic event log.
     Gen(GenArgs),
+    /// Publish recorded JSON Lines logs to the Kafka topics, keyed by project.
+    Produce(crate::cmd::produce::ProduceArgs),
 }
 
 #[derive(Debug, Args)]
@@ -68,6 +70,9 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub http: HttpArgs,
+
+    #[command(flatten)]
+    pub kafka: crate::ingest::kafka::KafkaArgs,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -7,11 +7,34 @@ use anyhow::Context;
 use crate::api::{AppState, Clock};
 use crate::cli::{HttpArgs, ServeArgs};
 use crate::events::Instant;
+use crate::ingest::kafka::{KafkaStats, run_consumer};
 use crate::store::Store;
 
+/// Serves HTTP and, when brokers are configured, consumes Kafka into the same store. One
+/// signal stops both; the consumer finishes or abandons its batch atomically.
 pub async fn run(args: ServeArgs, now: Option<Instant>) -> anyhow::Result<()> {
     let store = Arc::new(Store::open(&args.db.db).with_context(|| format!("opening {}", args.db.db.display()))?);
-    serve_http(store, &args.http, now, shutdown_signal()).await
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let http = serve_http(store.clone(), &args.http, now, stopped());
+    if args.kafka.brokers.as_deref().is_none_or(|b| b.trim().is_empty()) {
+        return http.await;
+    }
+    let stats = Arc::new(KafkaStats::default());
+    let consumer = run_consumer(store, args.kafka, stats, move || super::now(now), stopped());
+    let (h, k) = tokio::join!(http, consumer);
+    h?;
+    k?;
+    Ok(())
 }
 
 /// Serves the API on `http.listen` until `shutdown` completes.
