@@ -1591,7 +1591,7 @@ impl Gen {
             && marked(v)
             && !marked(v - 1)
             && v - 1 != p.v_twin
-            && v != p.v_twin + 1
+            && Some(v) != p.v_twin.checked_add(1)
             && !p.forced_video(v)
             && !p.forced_video(v - 1)
     }

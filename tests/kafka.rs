@@ -8,22 +8,23 @@
 //! from a file: equal `dump_state` means equal answers.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write as _;
+use std::io::{BufRead as _, Write as _};
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant as WallClock};
 
 use goatview::cmd::produce;
 use goatview::events::{Instant, decode};
+use goatview::r#gen::{GenConfig, Scale, generate};
 use goatview::ingest::kafka::{
-    ConsumerError, HEADER_OFFSET, HEADER_PARTITION, HEADER_REASON, HEADER_TOPIC, KafkaArgs, KafkaStats, REASON_OVERSIZE,
-    Topics, decode_position, run_consumer, source_id,
+    ConsumerError, HEADER_OFFSET, HEADER_PARTITION, HEADER_REASON, HEADER_TOPIC, KafkaArgs, KafkaStats,
+    REASON_OVERSIZE, Topics, decode_position, run_consumer, source_id,
 };
 use goatview::ingest::log::replay_file;
-use goatview::r#gen::{GenConfig, Scale, generate};
 use goatview::state::tables::dump_state;
-use goatview::store::{EVENTS_APPLIED, Store, DEAD_LETTERS};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use goatview::store::{DEAD_LETTERS, EVENTS_APPLIED, Store};
+use rdkafka::admin::{AdminClient, AdminOptions, NewPartitions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -38,16 +39,34 @@ const PARTITIONS: i32 = 3;
 const CATCH_UP: Duration = Duration::from_secs(25);
 
 fn brokers() -> String {
-    std::env::var("GOATVIEW_KAFKA_BROKERS").ok().filter(|b| !b.trim().is_empty()).unwrap_or_else(|| "127.0.0.1:9092".into())
+    std::env::var("GOATVIEW_KAFKA_BROKERS")
+        .ok()
+        .filter(|b| !b.trim().is_empty())
+        .unwrap_or_else(|| "127.0.0.1:9092".into())
 }
 
 fn now() -> Instant {
     Instant::from_chrono(goatview::r#gen::default_now())
 }
 
+/// Consumer settings for the topics under `prefix`.
+fn test_args(brokers: &str, prefix: &str) -> KafkaArgs {
+    let mut args = KafkaArgs::new(brokers);
+    args.topics = Topics {
+        video_scrape: format!("{prefix}.video-scrape"),
+        creator_stats: format!("{prefix}.creator-stats"),
+        campaign_membership: format!("{prefix}.campaign-membership"),
+        projects: format!("{prefix}.projects"),
+    };
+    args.group_id = prefix.to_owned();
+    args.batch_max_ms = 50;
+    args
+}
+
 /// A test's own topics, consumer settings and scratch directory.
 struct Fixture {
     brokers: String,
+    prefix: String,
     args: KafkaArgs,
     admin: AdminClient<DefaultClientContext>,
     dir: tempfile::TempDir,
@@ -63,23 +82,12 @@ impl Fixture {
         }
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
         let prefix = format!("gvtest-{name}-{}-{nanos}", std::process::id());
-        let topics = Topics {
-            video_scrape: format!("{prefix}.video-scrape"),
-            creator_stats: format!("{prefix}.creator-stats"),
-            campaign_membership: format!("{prefix}.campaign-membership"),
-            projects: format!("{prefix}.projects"),
-        };
-        let mut args = KafkaArgs::new(brokers.clone());
-        args.topics = topics;
-        args.group_id = prefix;
-        args.batch_max_ms = 50;
-        let fixture = Fixture { brokers, args, admin, dir: tempfile::tempdir().expect("temp dir") };
+        let args = test_args(&brokers, &prefix);
+        let fixture = Fixture { brokers, prefix, args, admin, dir: tempfile::tempdir().expect("temp dir") };
 
         let names = fixture.all_topics();
-        let new: Vec<NewTopic<'_>> = names
-            .iter()
-            .map(|(t, n)| NewTopic::new(t, *n, TopicReplication::Fixed(1)))
-            .collect();
+        let new: Vec<NewTopic<'_>> =
+            names.iter().map(|(t, n)| NewTopic::new(t, *n, TopicReplication::Fixed(1))).collect();
         let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
         for r in fixture.admin.create_topics(&new, &opts).await.expect("create topics") {
             r.unwrap_or_else(|(t, e)| panic!("creating topic {t}: {e}"));
@@ -346,7 +354,13 @@ async fn consumed_state_equals_replayed_state() {
     }
     let committed = monitor.committed_offsets(tpl, Duration::from_secs(5)).expect("committed offsets");
     for e in committed.elements() {
-        assert_eq!(e.offset(), Offset::Offset(ends[&source_id(e.topic(), e.partition())]), "{}/{}", e.topic(), e.partition());
+        assert_eq!(
+            e.offset(),
+            Offset::Offset(ends[&source_id(e.topic(), e.partition())]),
+            "{}/{}",
+            e.topic(),
+            e.partition()
+        );
     }
     fx.cleanup().await;
 }
@@ -524,15 +538,19 @@ async fn produce_routes_lines_by_type() {
     let fx = Fixture::new("produce").await;
     let path = Path::new("tests/fixtures/golden_tiny.ndjson");
     let text = std::fs::read_to_string(path).expect("fixture");
-    let producer = produce::producer(&fx.brokers).expect("producer");
-    let mut summary = produce::ProduceSummary::default();
-    let reader = std::io::BufReader::new(std::fs::File::open(path).unwrap());
-    produce::publish_lines(&producer, &fx.args.topics, reader, &mut summary, |_| {}).expect("publish");
-    assert_eq!(produce::flush(&producer).unwrap(), 0);
+    let summary = produce::publish(&produce::ProduceArgs {
+        brokers: fx.brokers.clone(),
+        topics: fx.args.topics.clone(),
+        files: vec![path.to_path_buf()],
+    })
+    .expect("publish");
+    assert_eq!(summary.failed, 0);
+    assert_eq!(summary.blank as usize, text.lines().filter(|l| is_blank(l)).count());
 
     let mut want: HashMap<String, i64> = HashMap::new();
     for line in text.lines().filter(|l| !is_blank(l)) {
-        let t = serde_json::from_str::<serde_json::Value>(line).ok().and_then(|v| v["type"].as_str().map(str::to_owned));
+        let t =
+            serde_json::from_str::<serde_json::Value>(line).ok().and_then(|v| v["type"].as_str().map(str::to_owned));
         let topic = t.as_deref().and_then(|t| fx.args.topics.for_type(t)).unwrap_or(&fx.args.topics.video_scrape);
         *want.entry(topic.to_owned()).or_default() += 1;
     }
@@ -561,7 +579,6 @@ async fn unreachable_broker_is_retried_until_shutdown() {
     let store = Arc::new(Store::open(&dir.path().join("down.redb")).unwrap());
     // A port nothing listens on.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    goatview::telemetry::init("info"); // TEMP
     let consumer = start(store.clone(), KafkaArgs::new(format!("127.0.0.1:{port}")));
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(!consumer.handle.is_finished(), "the consumer gave up");
@@ -570,4 +587,132 @@ async fn unreachable_broker_is_retried_until_shutdown() {
     eprintln!("stopped {:?} after the request", t.elapsed());
     assert!(stats.client_errors.load(std::sync::atomic::Ordering::Relaxed) > 0);
     assert!(positions(&store).is_empty());
+}
+
+/// Environment of the child process of [`sigkill_loses_and_double_counts_nothing`]: the
+/// database path, then the topic prefix, separated by a newline.
+const CRASH_CHILD_ENV: &str = "GOATVIEW_TEST_CRASH_CHILD";
+
+/// (g) A consumer process killed with SIGKILL at an arbitrary point (usually mid-batch
+/// or mid-commit) leaves counters that match its stored positions exactly, and a new
+/// consumer on the same file finishes with every valid message applied exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_loses_and_double_counts_nothing() {
+    let fx = Fixture::new("sigkill").await;
+    let lines = generated_lines(43, 6000);
+    let reference = replayed(&fx, "sigkill", &lines);
+    let sent = publish_shuffled(&fx, &lines, 4);
+    let ends = fx.end_offsets();
+    let valid = valid_below(&sent, &ends);
+    let db = fx.path("sigkill.redb");
+
+    // The child is this test binary running `crash_child`, which consumes and prints
+    // its progress until it is killed.
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "crash_child", "--ignored", "--nocapture", "--test-threads=1"])
+        .env(CRASH_CHILD_ENV, format!("{}\n{}", db.display(), fx.prefix))
+        .env("GOATVIEW_KAFKA_BROKERS", &fx.brokers)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn the child");
+    let stdout = child.stdout.take().unwrap();
+    let target = valid / 2;
+    let child = tokio::task::spawn_blocking(move || {
+        let started = WallClock::now();
+        for line in std::io::BufReader::new(stdout).lines() {
+            let line = line.expect("child output");
+            if line.strip_prefix("applied ").is_some_and(|n| n.parse::<u64>().unwrap() >= target) {
+                break;
+            }
+            assert!(started.elapsed() < CATCH_UP, "the child made no progress");
+        }
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reap")
+    })
+    .await
+    .unwrap();
+    assert!(!child.success());
+
+    let store = Arc::new(Store::open(&db).expect("reopen after SIGKILL"));
+    let at_crash = positions(&store);
+    let applied = store.counter(EVENTS_APPLIED).unwrap();
+    eprintln!("killed after {applied} of {valid} valid messages");
+    assert!(applied < valid, "the child should die before the end ({applied} of {valid})");
+    assert_eq!(applied, valid_below(&sent, &at_crash), "counters match the stored positions after SIGKILL");
+
+    let consumer = start(store.clone(), fx.args.clone());
+    wait_caught_up(&store, &ends).await;
+    consumer.stop().await;
+    assert_eq!(store.counter(EVENTS_APPLIED).unwrap(), valid, "every valid message applied exactly once");
+    assert_same_state(&store, &reference, "after SIGKILL and restart");
+    fx.cleanup().await;
+}
+
+/// Not a test by itself: the consumer process that
+/// [`sigkill_loses_and_double_counts_nothing`] kills.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "child process of sigkill_loses_and_double_counts_nothing"]
+async fn crash_child() {
+    let Ok(spec) = std::env::var(CRASH_CHILD_ENV) else { return };
+    let (db, prefix) = spec.split_once('\n').expect("db and prefix");
+    let store = Arc::new(Store::open(Path::new(db)).expect("open"));
+    let mut args = test_args(&brokers(), prefix);
+    args.batch_max_messages = 50;
+    let _consumer = start(store.clone(), args);
+    loop {
+        println!("applied {}", store.counter(EVENTS_APPLIED).unwrap());
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// (h) Partitions added while the consumer runs are found at the next metadata refresh
+/// and read from their beginning.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn added_partitions_are_picked_up() {
+    let mut fx = Fixture::new("grow").await;
+    fx.args.metadata_refresh_ms = 300;
+    let valid: Vec<String> = std::fs::read_to_string("tests/fixtures/events_valid.ndjson")
+        .expect("fixture")
+        .lines()
+        .filter(|l| !is_blank(l))
+        .map(str::to_owned)
+        .collect();
+    let topic = fx.args.topics.video_scrape.clone();
+    let send_to = |lines: &[String], partition: i32| {
+        // A new producer each time: one made before the partition existed refuses it.
+        let producer = produce::producer(&fx.brokers).expect("producer");
+        for line in lines {
+            let record = BaseRecord::<str, [u8]>::to(&topic).payload(line.as_bytes()).partition(partition);
+            produce::send(&producer, record).unwrap();
+        }
+        assert_eq!(produce::flush(&producer).unwrap(), 0);
+    };
+    send_to(&valid[..1], 0);
+
+    let store = fx.store("grow.redb");
+    let consumer = start(store.clone(), fx.args.clone());
+    wait_caught_up(&store, &fx.end_offsets()).await;
+    assert_eq!(consumer.stats.partitions.load(std::sync::atomic::Ordering::Relaxed), 4 * PARTITIONS as u64);
+
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    for r in fx.admin.create_partitions(&[NewPartitions::new(&topic, 4)], &opts).await.expect("add a partition") {
+        r.expect("partition added");
+    }
+    let started = WallClock::now();
+    while fx.admin.inner().fetch_metadata(Some(&topic), Duration::from_secs(5)).unwrap().topics()[0].partitions().len()
+        < 4
+    {
+        assert!(started.elapsed() < Duration::from_secs(10), "the new partition did not appear");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    send_to(&valid[1..], 3);
+    let mut ends = fx.end_offsets();
+    ends.insert(source_id(&topic, 3), (valid.len() - 1) as i64);
+    wait_caught_up(&store, &ends).await;
+    let stats = consumer.stop().await;
+    assert_eq!(stats.partitions.load(std::sync::atomic::Ordering::Relaxed), 4 * PARTITIONS as u64 + 1);
+    assert_eq!(store.counter(EVENTS_APPLIED).unwrap(), valid.len() as u64);
+    assert_same_state(&store, &replayed(&fx, "grow", &valid), "after adding a partition");
+    fx.cleanup().await;
 }

@@ -45,15 +45,45 @@ const DELIVERY_TIMEOUT: Duration = Duration::from_secs(120);
 /// What a publish did.
 #[derive(Clone, Debug, Default)]
 pub struct ProduceSummary {
+    /// Messages queued (delivered = `messages - failed`).
     pub messages: u64,
+    /// Messages the broker did not confirm.
+    pub failed: u64,
     pub bytes: u64,
     /// Lines sent to the video-scrape topic because their `type` routes nowhere.
     pub unroutable: u64,
     pub blank: u64,
     pub by_topic: BTreeMap<String, u64>,
+    /// From the first line read to the last delivery confirmed.
+    pub elapsed: Duration,
 }
 
 pub fn run(args: ProduceArgs) -> anyhow::Result<()> {
+    let s = publish(&args)?;
+    let secs = s.elapsed.as_secs_f64();
+    let topics: Vec<String> = s.by_topic.iter().map(|(t, n)| format!("{t}={n}")).collect();
+    println!(
+        "published {} message(s) ({} bytes) from {} file(s) in {:.2}s, {:.0} msgs/s; {}; \
+         {} unroutable line(s) sent to {}, {} blank line(s) skipped",
+        s.messages - s.failed,
+        s.bytes,
+        args.files.len(),
+        secs,
+        s.messages as f64 / secs.max(1e-9),
+        topics.join(", "),
+        s.unroutable,
+        args.topics.video_scrape,
+        s.blank,
+    );
+    if s.failed > 0 {
+        bail!("{} message(s) were not delivered", s.failed);
+    }
+    Ok(())
+}
+
+/// Publishes every file in order, with a progress bar on a terminal, and waits until
+/// the broker has confirmed (or failed) every message.
+pub fn publish(args: &ProduceArgs) -> anyhow::Result<ProduceSummary> {
     let producer = producer(&args.brokers)?;
     let started = WallClock::now();
     let mut total = ProduceSummary::default();
@@ -72,26 +102,10 @@ pub fn run(args: ProduceArgs) -> anyhow::Result<()> {
             .with_context(|| format!("publishing {}", file.display()))?;
         bar.finish_and_clear();
     }
-    eprintln!("waiting for the broker to confirm {} message(s) ...", producer.in_flight_count());
-    let failed = flush(&producer)?;
-    let secs = started.elapsed().as_secs_f64();
-    let topics: Vec<String> = total.by_topic.iter().map(|(t, n)| format!("{t}={n}")).collect();
-    println!(
-        "published {} message(s) ({} bytes) from {} file(s) in {:.2}s, {:.0} msgs/s; {}; {} unroutable line(s) sent to {}, {} blank line(s) skipped",
-        total.messages - failed,
-        total.bytes,
-        args.files.len(),
-        secs,
-        total.messages as f64 / secs.max(1e-9),
-        topics.join(", "),
-        total.unroutable,
-        args.topics.video_scrape,
-        total.blank,
-    );
-    if failed > 0 {
-        bail!("{failed} message(s) were not delivered");
-    }
-    Ok(())
+    tracing::info!(in_flight = producer.in_flight_count(), "Waiting for the broker to confirm the messages.");
+    total.failed = flush(&producer)?;
+    total.elapsed = started.elapsed();
+    Ok(total)
 }
 
 /// A producer that waits for every in-sync replica (`acks=all`) and never duplicates or
@@ -230,6 +244,21 @@ impl ProducerContext for Deliveries {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        produce: ProduceArgs,
+    }
+
+    #[test]
+    fn args_parse() {
+        use clap::{CommandFactory, Parser};
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from(["t", "--brokers", "k:9092", "a.ndjson", "b.ndjson"]).unwrap();
+        assert_eq!(cli.produce.files.len(), 2);
+        assert_eq!(cli.produce.topics.creator_stats, "creator-stats");
+    }
 
     #[test]
     fn routes_by_type_and_keys_by_owner() {

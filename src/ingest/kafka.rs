@@ -17,11 +17,16 @@
 //! of every topic. A consumer group would split partitions between instances sharing a
 //! `group.id`, and each would answer from part of the data. So the consumer `assign`s
 //! all partitions itself, each at its stored position (the beginning when none), and
-//! re-reads topic metadata every [`METADATA_REFRESH`] to pick up new partitions or
+//! re-reads topic metadata every `metadata_refresh_ms` to pick up new partitions or
 //! topics created late (`incremental_assign`, which leaves the others where they are).
 //! There is no rebalance, so no callback can move a partition while a batch is in
 //! flight, and no seek can race with the fetcher. `group.id` only names where the
 //! monitoring offsets are committed; give each instance its own.
+//!
+//! A stored position beyond the end of its partition (the topic was deleted and created
+//! again) is reset to the beginning by librdkafka (`auto.offset.reset=earliest`): the
+//! state is unaffected, since events apply idempotently, but the counters count those
+//! messages again.
 //!
 //! # Threads
 //!
@@ -47,7 +52,7 @@ use std::time::{Duration, Instant as WallClock};
 use clap::Args;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::statistics::Statistics;
@@ -57,8 +62,6 @@ use super::push_message;
 use crate::events::Instant;
 use crate::store::{Batch, DeadLetter, Store, StoreError};
 
-/// How often topic metadata is re-read to find new partitions and topics.
-pub const METADATA_REFRESH: Duration = Duration::from_secs(30);
 /// How soon a missing topic is looked for again.
 const MISSING_TOPIC_RECHECK: Duration = Duration::from_secs(10);
 /// Longest wait for one metadata request; also bounds shutdown latency while the
@@ -173,6 +176,15 @@ pub struct KafkaArgs {
     #[arg(long = "kafka-batch-max-ms", env = "GOATVIEW_KAFKA_BATCH_MAX_MS", default_value_t = 200)]
     pub batch_max_ms: u64,
 
+    /// How often (milliseconds) topic metadata is re-read to find new partitions and topics.
+    #[arg(
+        long = "kafka-metadata-refresh-ms",
+        env = "GOATVIEW_KAFKA_METADATA_REFRESH_MS",
+        default_value_t = 30_000,
+        value_parser = clap::value_parser!(u64).range(100..)
+    )]
+    pub metadata_refresh_ms: u64,
+
     /// Largest message value accepted; a larger one is a dead letter (`oversize`).
     #[arg(
         long = "kafka-max-message-bytes",
@@ -193,6 +205,7 @@ impl KafkaArgs {
             dlq_suffix: ".dlq".into(),
             batch_max_messages: 5000,
             batch_max_ms: 200,
+            metadata_refresh_ms: 30_000,
             max_message_bytes: 1 << 20,
         }
     }
@@ -379,7 +392,9 @@ struct Worker {
     stats: Arc<KafkaStats>,
     stop: Arc<AtomicBool>,
     consumer: BaseConsumer<ConsumerCtx>,
-    dlq: ThreadedProducer<DlqCtx>,
+    brokers: String,
+    /// Created on the first dead letter, so that a healthy stream opens no producer.
+    dlq: Option<ThreadedProducer<DlqCtx>>,
     /// Assigned partitions; few, so a linear search beats hashing a `(String, i32)`.
     partitions: Vec<Partition>,
     /// Committed next offsets by `(topic, partition)`, read by the statistics callback.
@@ -395,6 +410,7 @@ impl Worker {
         stop: Arc<AtomicBool>,
     ) -> Result<Worker, ConsumerError> {
         let committed = Arc::new(Mutex::new(HashMap::new()));
+        let errors = Arc::new(ErrorLog::default());
         let consumer: BaseConsumer<ConsumerCtx> = ClientConfig::new()
             .set("bootstrap.servers", brokers)
             .set("group.id", &args.group_id)
@@ -405,15 +421,32 @@ impl Worker {
             .set("auto.offset.reset", "earliest")
             .set("statistics.interval.ms", "5000")
             .set_log_level(RDKafkaLogLevel::Warning)
-            .create_with_context(ConsumerCtx { stats: stats.clone(), committed: committed.clone() })?;
-        let dlq: ThreadedProducer<DlqCtx> = ClientConfig::new()
-            .set("bootstrap.servers", brokers)
-            .set("client.id", "goatview-dlq")
-            .set("acks", "all")
-            .set("message.timeout.ms", DLQ_FLUSH_TIMEOUT.as_millis().to_string())
-            .set_log_level(RDKafkaLogLevel::Warning)
-            .create_with_context(DlqCtx { stats: stats.clone() })?;
-        Ok(Worker { store, args, stats, stop, consumer, dlq, partitions: Vec::new(), committed })
+            .create_with_context(ConsumerCtx { stats: stats.clone(), committed: committed.clone(), errors })?;
+        Ok(Worker {
+            store,
+            args,
+            stats,
+            stop,
+            consumer,
+            brokers: brokers.to_owned(),
+            dlq: None,
+            partitions: Vec::new(),
+            committed,
+        })
+    }
+
+    fn dlq_producer(&mut self) -> Result<&ThreadedProducer<DlqCtx>, KafkaError> {
+        if self.dlq.is_none() {
+            let producer = ClientConfig::new()
+                .set("bootstrap.servers", &self.brokers)
+                .set("client.id", "goatview-dlq")
+                .set("acks", "all")
+                .set("message.timeout.ms", DLQ_FLUSH_TIMEOUT.as_millis().to_string())
+                .set_log_level(RDKafkaLogLevel::Warning)
+                .create_with_context(DlqCtx { stats: self.stats.clone(), errors: Arc::new(ErrorLog::default()) })?;
+            self.dlq = Some(producer);
+        }
+        Ok(self.dlq.as_ref().expect("just created"))
     }
 
     fn stopped(&self) -> bool {
@@ -421,16 +454,20 @@ impl Worker {
     }
 
     fn run(mut self, clock: impl Fn() -> Instant) -> Result<(), ConsumerError> {
+        let refresh = Duration::from_millis(self.args.metadata_refresh_ms);
         let mut backoff = BACKOFF_MIN;
         let mut next_refresh = WallClock::now();
         while !self.stopped() {
             if WallClock::now() >= next_refresh {
                 match self.refresh_assignment() {
                     Ok(complete) => {
+                        if backoff > BACKOFF_MIN {
+                            tracing::info!("Kafka reachable again.");
+                        }
                         backoff = BACKOFF_MIN;
                         // Missing topics are looked for again soon; otherwise, rarely.
                         next_refresh =
-                            WallClock::now() + if complete { METADATA_REFRESH } else { MISSING_TOPIC_RECHECK };
+                            WallClock::now() + if complete { refresh } else { refresh.min(MISSING_TOPIC_RECHECK) };
                     }
                     Err(RefreshError::Store(e)) => return Err(e.into()),
                     Err(RefreshError::Kafka(e)) => {
@@ -525,8 +562,7 @@ impl Worker {
             let msg = match self.consumer.poll(POLL_SLICE.min(until - now)) {
                 None => continue,
                 Some(Err(e)) => {
-                    self.stats.client_errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(error = %e, "Kafka consume error; retrying.");
+                    self.consumer.context().errors.report(&self.stats, "consumer", &e, "poll");
                     std::thread::sleep(error_pause);
                     error_pause = (error_pause * 2).min(Duration::from_secs(2));
                     continue;
@@ -617,24 +653,33 @@ impl Worker {
     }
 
     /// Sends DLQ copies and waits (bounded) until the broker confirms them.
-    fn publish_dlq(&self, copies: &[DlqCopy]) {
-        for c in copies {
-            let dlq_topic = self.args.dlq_topic(&c.topic);
+    fn publish_dlq(&mut self, copies: &[DlqCopy]) {
+        let dlq_topics: Vec<String> = copies.iter().map(|c| self.args.dlq_topic(&c.topic)).collect();
+        let stats = self.stats.clone();
+        let producer = match self.dlq_producer() {
+            Ok(p) => p,
+            Err(e) => {
+                stats.dlq_failed.fetch_add(copies.len() as u64, Ordering::Relaxed);
+                tracing::warn!(error = %e, copies = copies.len(), "Cannot create the DLQ producer; the dead letters stay in the store.");
+                return;
+            }
+        };
+        for (c, dlq_topic) in copies.iter().zip(&dlq_topics) {
             let (partition, offset) = (c.partition.to_string(), c.offset.to_string());
             let headers = OwnedHeaders::new_with_capacity(4)
                 .insert(Header { key: HEADER_REASON, value: Some(c.reason.as_str()) })
                 .insert(Header { key: HEADER_TOPIC, value: Some(c.topic.as_str()) })
                 .insert(Header { key: HEADER_PARTITION, value: Some(partition.as_str()) })
                 .insert(Header { key: HEADER_OFFSET, value: Some(offset.as_str()) });
-            let mut record = BaseRecord::to(&dlq_topic).payload(&c.raw).headers(headers);
+            let mut record = BaseRecord::to(dlq_topic).payload(&c.raw).headers(headers);
             if let Some(key) = &c.key {
                 record = record.key(key);
             }
             let mut attempts = 0;
-            while let Err((e, back)) = self.dlq.send(record) {
+            while let Err((e, back)) = producer.send(record) {
                 attempts += 1;
                 if attempts > 100 {
-                    self.stats.dlq_failed.fetch_add(1, Ordering::Relaxed);
+                    stats.dlq_failed.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(topic = %dlq_topic, source_offset = c.offset, error = %e, "Cannot queue a DLQ copy; the dead letter stays in the store.");
                     break;
                 }
@@ -642,7 +687,7 @@ impl Worker {
                 std::thread::sleep(Duration::from_millis(10)); // the queue is full; let it drain
             }
         }
-        if let Err(e) = self.dlq.flush(DLQ_FLUSH_TIMEOUT) {
+        if let Err(e) = producer.flush(DLQ_FLUSH_TIMEOUT) {
             tracing::warn!(error = %e, copies = copies.len(), "DLQ copies not confirmed; the dead letters stay in the store.");
         }
     }
@@ -664,10 +709,41 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// How often the same client error is logged as a warning; repeats in between are
+/// debug lines (librdkafka reports an unreachable broker on every reconnect attempt).
+const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Client errors, logged as warnings at most once per [`ERROR_LOG_INTERVAL`] each.
+#[derive(Default)]
+struct ErrorLog {
+    /// When each kind of error was last a warning; few kinds, so a list.
+    last_warned: Mutex<Vec<(Option<RDKafkaErrorCode>, WallClock)>>,
+}
+
+impl ErrorLog {
+    fn report(&self, stats: &KafkaStats, client: &'static str, error: &KafkaError, reason: &str) {
+        stats.client_errors.fetch_add(1, Ordering::Relaxed);
+        let now = WallClock::now();
+        let mut last = lock(&self.last_warned);
+        let code = error.rdkafka_error_code();
+        let seen = last.iter().position(|(c, _)| *c == code);
+        if seen.is_some_and(|i| now.duration_since(last[i].1) < ERROR_LOG_INTERVAL) {
+            tracing::debug!(client, error = %error, reason, "Kafka client error; retrying.");
+            return;
+        }
+        match seen {
+            Some(i) => last[i].1 = now,
+            None => last.push((code, now)),
+        }
+        tracing::warn!(client, error = %error, reason, "Kafka client error; retrying.");
+    }
+}
+
 /// Logs client events with fields and keeps the error and lag figures.
 struct ConsumerCtx {
     stats: Arc<KafkaStats>,
     committed: Arc<Mutex<HashMap<(String, i32), i64>>>,
+    errors: Arc<ErrorLog>,
 }
 
 impl ClientContext for ConsumerCtx {
@@ -676,8 +752,7 @@ impl ClientContext for ConsumerCtx {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        self.stats.client_errors.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(error = %error, reason, "Kafka client error; retrying.");
+        self.errors.report(&self.stats, "consumer", &error, reason);
     }
 
     fn stats(&self, statistics: Statistics) {
@@ -690,7 +765,7 @@ impl ClientContext for ConsumerCtx {
                 if p.partition < 0 || end < 0 {
                     continue;
                 }
-                let next = committed.get(&(t.topic.clone(), p.partition)).copied().unwrap_or(p.lo_offset.max(0));
+                let next = committed.get(&(t.topic.clone(), p.partition)).copied().unwrap_or(0).max(p.lo_offset);
                 lag += end.saturating_sub(next).max(0) as u64;
             }
         }
@@ -703,6 +778,7 @@ impl ConsumerContext for ConsumerCtx {}
 /// Counts DLQ deliveries.
 struct DlqCtx {
     stats: Arc<KafkaStats>,
+    errors: Arc<ErrorLog>,
 }
 
 impl ClientContext for DlqCtx {
@@ -711,8 +787,7 @@ impl ClientContext for DlqCtx {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        self.stats.client_errors.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(error = %error, reason, "Kafka DLQ producer error; retrying.");
+        self.errors.report(&self.stats, "dlq_producer", &error, reason);
     }
 }
 
@@ -732,8 +807,13 @@ impl ProducerContext for DlqCtx {
     }
 }
 
-/// librdkafka's own log lines, as `tracing` events with target `librdkafka`.
+/// librdkafka's own log lines, as `tracing` events with target `librdkafka`. Connection
+/// failures (facility `FAIL`) are debug lines: the error callback reports them.
 pub(crate) fn log_client(level: RDKafkaLogLevel, facility: &str, message: &str) {
+    if facility == "FAIL" {
+        tracing::debug!(target: "librdkafka", facility, "{message}");
+        return;
+    }
     match level {
         RDKafkaLogLevel::Emerg
         | RDKafkaLogLevel::Alert
@@ -748,6 +828,28 @@ pub(crate) fn log_client(level: RDKafkaLogLevel, facility: &str, message: &str) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        kafka: KafkaArgs,
+    }
+
+    #[test]
+    fn args_parse_with_defaults() {
+        use clap::{CommandFactory, Parser};
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from(["t", "--brokers", "k:9092", "--topic-projects", "p2"]).unwrap();
+        assert_eq!(cli.kafka.brokers.as_deref(), Some("k:9092"));
+        assert_eq!(cli.kafka.topics.projects, "p2");
+        assert_eq!(cli.kafka.topics.video_scrape, "video-scrape");
+        assert_eq!(cli.kafka.dlq_topic("x"), "x.dlq");
+        assert_eq!(
+            (cli.kafka.batch_max_messages, cli.kafka.batch_max_ms, cli.kafka.max_message_bytes),
+            (5000, 200, 1 << 20)
+        );
+        assert_eq!(cli.kafka.group_id, "goatview");
+    }
 
     #[test]
     fn positions_round_trip() {
