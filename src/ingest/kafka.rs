@@ -58,9 +58,9 @@ use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, T
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
-use super::push_message;
+use super::{push_dead_letter, push_message};
 use crate::events::Instant;
-use crate::store::{Batch, DeadLetter, Store, StoreError};
+use crate::store::{Batch, Store, StoreError};
 
 /// How soon a missing topic is looked for again.
 const MISSING_TOPIC_RECHECK: Duration = Duration::from_secs(10);
@@ -587,14 +587,7 @@ impl Worker {
                     "{REASON_OVERSIZE}: {} bytes, limit {max_bytes} (raw truncated to the limit)",
                     payload.len()
                 );
-                tracing::warn!(source = %source, position = offset, reason = %reason, "Dead letter recorded.");
-                batch.dead_letters.push(DeadLetter {
-                    source: source.clone(),
-                    position: offset as u64,
-                    raw: payload[..max_bytes].to_vec(),
-                    reason,
-                    recorded_at: at,
-                });
+                push_dead_letter(&mut batch, source, offset as u64, &payload[..max_bytes], reason, at);
             } else {
                 push_message(&mut batch, source, offset as u64, payload, at);
             }

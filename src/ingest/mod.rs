@@ -11,15 +11,18 @@ use crate::store::{Batch, DeadLetter};
 pub fn push_message(batch: &mut Batch, source: &str, position: u64, bytes: &[u8], now: Instant) {
     match decode(bytes) {
         Ok(ev) => batch.events.push(ev),
-        Err(e) => {
-            tracing::warn!(source, position, reason = %e, "Dead letter recorded.");
-            batch.dead_letters.push(DeadLetter {
-                source: source.to_owned(),
-                position,
-                raw: bytes.to_vec(),
-                reason: e.to_string(),
-                recorded_at: now,
-            });
-        }
+        Err(e) => push_dead_letter(batch, source, position, bytes, e.to_string(), now),
     }
+}
+
+/// Adds a dead letter (raw bytes, where they came from, why) to the batch and logs it.
+pub fn push_dead_letter(batch: &mut Batch, source: &str, position: u64, raw: &[u8], reason: String, now: Instant) {
+    tracing::warn!(source, position, reason = %reason, "Dead letter recorded.");
+    batch.dead_letters.push(DeadLetter {
+        source: source.to_owned(),
+        position,
+        raw: raw.to_vec(),
+        reason,
+        recorded_at: now,
+    });
 }
