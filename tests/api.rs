@@ -152,6 +152,7 @@ fn app_with(secret: Option<&[u8]>) -> App {
         store: Arc::new(store),
         clock: Clock::Fixed(parse_timestamp(NOW).unwrap()),
         session_secret: secret.map(Arc::from),
+        kafka: None,
     };
     App { router: api::router(state), _dir: dir }
 }

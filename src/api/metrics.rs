@@ -144,6 +144,9 @@ pub async fn render(state: AppState, metrics: Arc<Metrics>) -> Result<Response, 
     let _ = writeln!(out, "# HELP {DEAD_LETTERS} Messages kept as dead letters.");
     let _ = writeln!(out, "# TYPE {DEAD_LETTERS} counter");
     let _ = writeln!(out, "{DEAD_LETTERS} {dead}");
+    if let Some(kafka) = &state.kafka {
+        kafka.write_prometheus(&mut out);
+    }
     metrics.write(&mut out);
 
     let content_type = HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8");

@@ -70,6 +70,8 @@ pub struct AppState {
     /// The HMAC key of session cookies (`GOATVIEW_SESSION_SECRET`); without one, no cookie
     /// is ever valid.
     pub session_secret: Option<Arc<[u8]>>,
+    /// The Kafka consumer's counters, when `serve` consumes Kafka (shown on `/metrics`).
+    pub kafka: Option<Arc<crate::ingest::kafka::KafkaStats>>,
 }
 
 /// The current instant, injectable so that tests and replays are reproducible (contract §3).

@@ -57,5 +57,5 @@ pub async fn run(args: DemoArgs, now: Option<Instant>) -> anyhow::Result<()> {
     q("campaign-leaderboard", &range);
     q("member-overlap", "&dimension=creator");
     println!("\nAlso: http://{0}/api/v1/openapi.json  http://{0}/healthz  http://{0}/metrics\n", args.http.listen);
-    super::serve::serve_http(store, &args.http, now, super::serve::shutdown_signal()).await
+    super::serve::serve_http(store, &args.http, now, None, super::serve::shutdown_signal()).await
 }

@@ -11,30 +11,44 @@ use crate::ingest::kafka::{KafkaStats, run_consumer};
 use crate::store::Store;
 
 /// Serves HTTP and, when brokers are configured, consumes Kafka into the same store. One
-/// signal stops both; the consumer finishes or abandons its batch atomically.
+/// stop signal ends both: Ctrl-C/SIGTERM, or the consumer failing for good (a store
+/// commit error), so a server never goes on answering from state that stopped moving.
 pub async fn run(args: ServeArgs, now: Option<Instant>) -> anyhow::Result<()> {
     let store = Arc::new(Store::open(&args.db.db).with_context(|| format!("opening {}", args.db.db.display()))?);
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = move || {
         let mut rx = stop_rx.clone();
         async move {
             let _ = rx.wait_for(|s| *s).await;
         }
     };
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        let _ = stop_tx.send(true);
+    tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            shutdown_signal().await;
+            let _ = stop.send(true);
+        }
     });
-    let http = serve_http(store.clone(), &args.http, now, stopped());
-    if args.kafka.brokers.as_deref().is_none_or(|b| b.trim().is_empty()) {
-        return http.await;
+    let consuming = args.kafka.brokers.as_deref().is_some_and(|b| !b.trim().is_empty());
+    let stats = consuming.then(|| Arc::new(KafkaStats::default()));
+    let consumer = stats.clone().map(|stats| {
+        let consume = run_consumer(store.clone(), args.kafka, stats, move || super::now(now), stopped());
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let result = consume.await;
+            if let Err(e) = &result {
+                tracing::error!(error = %e, "Kafka consumer failed; shutting down.");
+                let _ = stop.send(true);
+            }
+            result
+        })
+    });
+    let served = serve_http(store, &args.http, now, stats, stopped()).await;
+    let _ = stop.send(true);
+    if let Some(consumer) = consumer {
+        consumer.await.context("Kafka consumer task")??;
     }
-    let stats = Arc::new(KafkaStats::default());
-    let consumer = run_consumer(store, args.kafka, stats, move || super::now(now), stopped());
-    let (h, k) = tokio::join!(http, consumer);
-    h?;
-    k?;
-    Ok(())
+    served
 }
 
 /// Serves the API on `http.listen` until `shutdown` completes.
@@ -42,12 +56,14 @@ pub async fn serve_http(
     store: Arc<Store>,
     http: &HttpArgs,
     now: Option<Instant>,
+    kafka: Option<Arc<KafkaStats>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let state = AppState {
         store,
         clock: now.map_or(Clock::System, Clock::Fixed),
         session_secret: http.session_secret.as_ref().map(|s| Arc::from(s.as_bytes())),
+        kafka,
     };
     let listener =
         tokio::net::TcpListener::bind(http.listen).await.with_context(|| format!("binding {}", http.listen))?;

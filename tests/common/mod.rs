@@ -74,6 +74,7 @@ impl TestStore {
             store: self.store.clone(),
             clock: Clock::Fixed(Instant::from_chrono(now)),
             session_secret: None,
+            kafka: None,
         })
     }
 }
