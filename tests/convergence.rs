@@ -5,7 +5,7 @@
 mod common;
 
 use common::reference::Reference;
-use common::{ENDPOINTS, TestStore, compare, get, pairs, uri};
+use common::{ENDPOINTS, TestStore, compare, get, pairs, period_views, uri};
 use proptest::prelude::*;
 use serde_json::json;
 
@@ -196,10 +196,7 @@ proptest! {
             match reference.answer(endpoint, &query, now()) {
                 Ok(expected) => {
                     prop_assert_eq!(status.as_u16(), 200, "{} {:?}: {}", endpoint, query, body);
-                    let views = match (query.iter().find(|q| q.0 == "from"), query.iter().find(|q| q.0 == "to")) {
-                        (Some(f), Some(t)) => reference.views_in_period(PROJECT, &f.1, &t.1),
-                        _ => Vec::new(),
-                    };
+                    let views = period_views(&reference, PROJECT, &query);
                     if let Err(e) = compare(endpoint, &body["data"], &expected, &views) {
                         prop_assert!(false, "{} {:?}: {}\nevents:\n{}", endpoint, query, e, events.join("\n"));
                     }

@@ -203,6 +203,12 @@ fn is_blank(line: &str) -> bool {
     line.trim().is_empty()
 }
 
+/// The lines of the valid-event corpus.
+fn valid_events() -> Vec<String> {
+    let text = std::fs::read_to_string("tests/fixtures/events_valid.ndjson").expect("fixture");
+    text.lines().filter(|l| !is_blank(l)).map(str::to_owned).collect()
+}
+
 /// The same lines replayed from a file: the reference state.
 fn replayed(fx: &Fixture, name: &str, lines: &[String]) -> Arc<Store> {
     let path = fx.path(&format!("{name}.ndjson"));
@@ -397,13 +403,7 @@ fn header(m: &OwnedMessage, key: &str) -> Option<String> {
 async fn poison_messages_are_dead_lettered_and_copied_to_the_dlq() {
     let mut fx = Fixture::new("poison").await;
     fx.args.max_message_bytes = 4096;
-    let valid: Vec<String> = std::fs::read_to_string("tests/fixtures/events_valid.ndjson")
-        .expect("fixture")
-        .lines()
-        .filter(|l| !is_blank(l))
-        .take(6)
-        .map(str::to_owned)
-        .collect();
+    let valid: Vec<String> = valid_events().into_iter().take(6).collect();
     // A valid event that is too big: padded with an unknown field.
     let mut big: serde_json::Value = serde_json::from_str(&valid[5]).unwrap();
     big["padding"] = serde_json::Value::String("x".repeat(5000));
@@ -672,12 +672,7 @@ async fn crash_child() {
 async fn added_partitions_are_picked_up() {
     let mut fx = Fixture::new("grow").await;
     fx.args.metadata_refresh_ms = 300;
-    let valid: Vec<String> = std::fs::read_to_string("tests/fixtures/events_valid.ndjson")
-        .expect("fixture")
-        .lines()
-        .filter(|l| !is_blank(l))
-        .map(str::to_owned)
-        .collect();
+    let valid = valid_events();
     let topic = fx.args.topics.video_scrape.clone();
     let send_to = |lines: &[String], partition: i32| {
         // A new producer each time: one made before the partition existed refuses it.

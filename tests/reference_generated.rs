@@ -6,7 +6,7 @@
 mod common;
 
 use common::reference::Reference;
-use common::{TestStore, compare, get, pairs, uri};
+use common::{TestStore, compare, get, pairs, period_views, uri};
 use goatview::r#gen::{GenConfig, Scale, default_now, generate};
 
 #[tokio::test]
@@ -77,10 +77,7 @@ async fn generated_log_answers_match_the_reference() {
                 match expected {
                     Ok(expected) => {
                         assert_eq!(status, 200, "{endpoint} {query:?}: {body}");
-                        let views = match (query.iter().find(|q| q.0 == "from"), query.iter().find(|q| q.0 == "to")) {
-                            (Some(f), Some(t)) => reference.views_in_period(project, &f.1, &t.1),
-                            _ => Vec::new(),
-                        };
+                        let views = period_views(&reference, project, &query);
                         if let Err(e) = compare(endpoint, &body["data"], &expected, &views) {
                             panic!("{endpoint} {query:?}: {e}");
                         }

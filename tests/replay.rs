@@ -6,7 +6,7 @@ mod common;
 use std::io::Write;
 
 use common::reference::Reference;
-use common::{ENDPOINTS, TestStore, compare, get, pairs, uri};
+use common::{ENDPOINTS, TestStore, compare, get, pairs, period_views, uri};
 use goatview::ingest::log::replay_file;
 use goatview::store::{DEAD_LETTERS, EVENTS_APPLIED};
 
@@ -127,10 +127,7 @@ async fn golden_log_answers_match_the_reference_over_http() {
         let expected = reference.answer(endpoint, &query, now()).expect("valid query");
         let (status, body) = get(&app, &uri(endpoint, &query), Some(&key)).await;
         assert_eq!(status, 200, "{endpoint} {query:?}: {body}");
-        let views = match (query.iter().find(|q| q.0 == "from"), query.iter().find(|q| q.0 == "to")) {
-            (Some(f), Some(t)) => reference.views_in_period(PROJECT, &f.1, &t.1),
-            _ => Vec::new(),
-        };
+        let views = period_views(&reference, PROJECT, &query);
         if let Err(e) = compare(endpoint, &body["data"], &expected, &views) {
             panic!("{endpoint} {query:?}: {e}");
         }

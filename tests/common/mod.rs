@@ -102,6 +102,16 @@ pub fn pairs(q: &[(&str, &str)]) -> Vec<(String, String)> {
     q.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
+/// View counts of the videos the reference puts in the query's `[from, to]` (empty when
+/// either side is open): what `compare` needs to judge view-distribution bins.
+pub fn period_views(reference: &reference::Reference, project: &str, query: &[(String, String)]) -> Vec<u64> {
+    let param = |name: &str| query.iter().find(|q| q.0 == name).map(|q| q.1.as_str());
+    match (param("from"), param("to")) {
+        (Some(from), Some(to)) => reference.views_in_period(project, from, to),
+        _ => Vec::new(),
+    }
+}
+
 /// Compares an engine answer with the reference's exact one. Everything must be equal,
 /// except what contract §4.3 lets an HDR histogram approximate: percentiles within 0.1%,
 /// and bin counts off only by values within 0.1% of a bin edge.
