@@ -56,18 +56,10 @@ pub fn creator_leaderboard(
 fn period_days(rtxn: &ReadTransaction, p: &ProjectView, r: &DateRange, now: Instant) -> Result<Option<i64>> {
     let from = match r.from {
         Some(d) => d,
-        None => {
-            let t = rtxn.open_table(defs::by_posted)?;
-            let first =
-                t.range((p.id, i64::MIN, 0, ID_MIN)..=(p.id, i64::MAX, u32::MAX, ID_MAX))?.next().transpose()?;
-            match first {
-                Some((k, _)) => {
-                    let (_, s, n, _) = k.value();
-                    local_date(p.tz, Instant { secs: s, nanos: n })
-                }
-                None => return Ok(None),
-            }
-        }
+        None => match posted_span(rtxn, p.id)? {
+            Some((first, _)) => local_date(p.tz, first),
+            None => return Ok(None),
+        },
     };
     let to = r.to.unwrap_or_else(|| today(p, now));
     Ok(Some((to - from).num_days() + 1))

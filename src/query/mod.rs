@@ -282,25 +282,36 @@ pub fn engagement_rate(likes: u128, comments: u128, shares: u128, views: u128) -
 
 use crate::events::{CreatorSnapshot, VideoSnapshot};
 use crate::state::videos::Sums;
-use crate::time::{Level, Period, decompose};
+use crate::time::{Level, Period, decompose, quarter_of};
 
 pub(crate) const ID_MIN: Id = [0u8; 16];
 pub(crate) const ID_MAX: Id = [0xffu8; 16];
 
+pub(crate) type PostedKey = (Id, i64, u32, Id);
+
+/// Key bounds `lo..hi` of `by_posted` for a period.
+pub(crate) fn posted_range(p: Id, period: &Period) -> (PostedKey, PostedKey) {
+    let lo = period.start.map_or((p, i64::MIN, 0, ID_MIN), |s| (p, s.secs, s.nanos, ID_MIN));
+    let hi = period.end.map_or((p, i64::MAX, u32::MAX, ID_MAX), |e| (p, e.secs, e.nanos, ID_MIN));
+    (lo, hi)
+}
+
+/// The earliest and latest `posted_at` of the project's visible videos.
+pub(crate) fn posted_span(rtxn: &ReadTransaction, p: Id) -> Result<Option<(Instant, Instant)>> {
+    let t = rtxn.open_table(defs::by_posted)?;
+    let (lo, hi) = posted_range(p, &Period::ALL);
+    let mut r = t.range(lo..hi)?;
+    let at = |k: PostedKey| Instant { secs: k.1, nanos: k.2 };
+    let Some((first, _)) = r.next().transpose()? else { return Ok(None) };
+    let first = at(first.value());
+    let last = r.next_back().transpose()?.map_or(first, |(k, _)| at(k.value()));
+    Ok(Some((first, last)))
+}
+
 /// The quarter range `[lo, hi)` holding every visible video's `posted_at`, or `None` when
 /// the project has none. Open period sides are clamped to it.
 pub(crate) fn posted_quarters(rtxn: &ReadTransaction, p: Id) -> Result<Option<(i64, i64)>> {
-    let t = rtxn.open_table(defs::by_posted)?;
-    let mut r = t.range((p, i64::MIN, 0, ID_MIN)..=(p, i64::MAX, u32::MAX, ID_MAX))?;
-    let first = r.next().transpose()?.map(|(k, _)| k.value());
-    let last = r.next_back().transpose()?.map(|(k, _)| k.value()).or(first);
-    Ok(match (first, last) {
-        (Some(f), Some(l)) => Some((
-            crate::time::quarter_of(Instant { secs: f.1, nanos: f.2 }),
-            crate::time::quarter_of(Instant { secs: l.1, nanos: l.2 }) + 1,
-        )),
-        _ => None,
-    })
+    Ok(posted_span(rtxn, p)?.map(|(first, last)| (quarter_of(first), quarter_of(last) + 1)))
 }
 
 /// The aligned bucket units covering a period (empty if the project has no videos).

@@ -119,15 +119,6 @@ pub(crate) fn missing() -> crate::state::StateError {
     crate::state::StateError::Corrupt("aggregate row without a visible record".into())
 }
 
-type PostedKey = (Id, i64, u32, Id);
-
-/// Key bounds of `by_posted` for a period.
-fn posted_range(p: Id, period: &Period) -> (PostedKey, PostedKey) {
-    let lo = period.start.map_or((p, i64::MIN, 0, ID_MIN), |s| (p, s.secs, s.nanos, ID_MIN));
-    let hi = period.end.map_or((p, i64::MAX, u32::MAX, ID_MAX), |e| (p, e.secs, e.nanos, ID_MIN));
-    (lo, hi)
-}
-
 /// Post counts and mean views by local (day of week, hour), from quarter-hour buckets.
 pub fn posting_heatmap(rtxn: &ReadTransaction, p: &ProjectView, q: &HeatmapParams) -> Result<Vec<HeatmapCell>> {
     let period = Period::days(q.tz, q.range.from, q.range.to);
