@@ -6,7 +6,7 @@
 //! the top, which is harmless because applying events again changes nothing.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Seek};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -71,21 +71,15 @@ pub fn replay_file(
     let mut summary = FileSummary::default();
 
     if let Some(s) = stored {
-        if prefix_matches(path, &s).map_err(io)? {
-            // Read through the prefix to continue hashing from where it ends.
-            let mut left = s.byte;
-            while left > 0 {
-                let buf = reader.fill_buf().map_err(io)?;
-                let n = (buf.len() as u64).min(left) as usize;
-                hasher.update(&buf[..n]);
-                reader.consume(n);
-                left -= n as u64;
-            }
+        // Hash the stored prefix once: on a match the hasher goes on from its end.
+        if hash_prefix(&mut reader, &mut hasher, s.byte).map_err(io)? == Some(s.prefix_sha256) {
             summary.resumed_from_line = s.line;
             pos = s;
             progress(pos.byte);
         } else {
             tracing::warn!(file = %path.display(), "File differs from the one replayed before; replaying it from the top.");
+            reader.rewind().map_err(io)?;
+            hasher = Sha256::new();
         }
     }
 
@@ -132,21 +126,21 @@ fn commit(
     Ok(())
 }
 
-fn prefix_matches(path: &Path, s: &FilePosition) -> std::io::Result<bool> {
-    let mut f = BufReader::new(File::open(path)?);
-    let mut hasher = Sha256::new();
-    let mut left = s.byte;
+/// Feeds the first `len` bytes of `reader` to `hasher` and returns the digest so far, or
+/// `None` when the file is shorter than what was replayed.
+fn hash_prefix(reader: &mut impl BufRead, hasher: &mut Sha256, len: u64) -> std::io::Result<Option<[u8; 32]>> {
+    let mut left = len;
     while left > 0 {
-        let buf = f.fill_buf()?;
+        let buf = reader.fill_buf()?;
         if buf.is_empty() {
-            return Ok(false); // the file is shorter than what was replayed
+            return Ok(None);
         }
         let n = (buf.len() as u64).min(left) as usize;
         hasher.update(&buf[..n]);
-        f.consume(n);
+        reader.consume(n);
         left -= n as u64;
     }
-    Ok(<[u8; 32]>::from(hasher.finalize()) == s.prefix_sha256)
+    Ok(Some(hasher.clone().finalize().into()))
 }
 
 fn trim_line_end(line: &[u8]) -> &[u8] {
