@@ -63,8 +63,13 @@ fn test_args(brokers: &str, prefix: &str) -> KafkaArgs {
     args
 }
 
+/// Held shared by every test that uses the broker, and exclusively by the one that stops
+/// and restarts it, so that no other test sees the outage.
+static BROKER: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
 /// A test's own topics, consumer settings and scratch directory.
 struct Fixture {
+    _broker: Option<tokio::sync::RwLockReadGuard<'static, ()>>,
     brokers: String,
     prefix: String,
     args: KafkaArgs,
@@ -74,6 +79,11 @@ struct Fixture {
 
 impl Fixture {
     async fn new(name: &str) -> Fixture {
+        Fixture::create(name, Some(BROKER.read().await)).await
+    }
+
+    /// A fixture for a test that already holds the broker (exclusively).
+    async fn create(name: &str, broker: Option<tokio::sync::RwLockReadGuard<'static, ()>>) -> Fixture {
         let brokers = brokers();
         let admin: AdminClient<DefaultClientContext> =
             ClientConfig::new().set("bootstrap.servers", &brokers).create().expect("admin client");
@@ -83,7 +93,8 @@ impl Fixture {
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
         let prefix = format!("gvtest-{name}-{}-{nanos}", std::process::id());
         let args = test_args(&brokers, &prefix);
-        let fixture = Fixture { brokers, prefix, args, admin, dir: tempfile::tempdir().expect("temp dir") };
+        let fixture =
+            Fixture { _broker: broker, brokers, prefix, args, admin, dir: tempfile::tempdir().expect("temp dir") };
 
         let names = fixture.all_topics();
         let new: Vec<NewTopic<'_>> =
@@ -709,5 +720,148 @@ async fn added_partitions_are_picked_up() {
     assert_eq!(stats.partitions.load(std::sync::atomic::Ordering::Relaxed), 4 * PARTITIONS as u64 + 1);
     assert_eq!(store.counter(EVENTS_APPLIED).unwrap(), valid.len() as u64);
     assert_same_state(&store, &replayed(&fx, "grow", &valid), "after adding a partition");
+    fx.cleanup().await;
+}
+
+/// A free loopback port for a child server.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// `goatview serve` consuming the fixture's topics into `db`, as a real process.
+fn spawn_serve(fx: &Fixture, db: &Path, port: u16) -> std::process::Child {
+    let t = &fx.args.topics;
+    Command::new(env!("CARGO_BIN_EXE_goatview"))
+        .args(["--log", "warn", "serve", "--db"])
+        .arg(db)
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--brokers", &fx.brokers, "--kafka-group", &fx.prefix])
+        .args(["--topic-video-scrape", &t.video_scrape, "--topic-creator-stats", &t.creator_stats])
+        .args(["--topic-campaign-membership", &t.campaign_membership, "--topic-projects", &t.projects])
+        .args(["--kafka-batch-max-messages", "50", "--kafka-batch-max-ms", "50"])
+        .env("GOATVIEW_NOW", now().to_rfc3339())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn goatview serve")
+}
+
+/// `events_applied` as the child's `/metrics` reports it; `None` until it answers.
+fn applied_via_metrics(port: u16) -> Option<u64> {
+    use std::io::Read as _;
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").ok()?;
+    let mut text = String::new();
+    conn.read_to_string(&mut text).ok()?;
+    text.lines().find_map(|l| l.strip_prefix("goatview_events_applied_total ")).and_then(|n| n.parse().ok())
+}
+
+/// Polls the child until it has applied `target` events (or finished them all).
+fn wait_applied(port: u16, target: u64) -> u64 {
+    let started = WallClock::now();
+    loop {
+        if let Some(n) = applied_via_metrics(port).filter(|&n| n >= target) {
+            return n;
+        }
+        assert!(started.elapsed() < CATCH_UP, "goatview serve did not reach {target} applied events");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// (i) The real `goatview serve --brokers` process, SIGKILLed at several random points
+/// while it consumes and restarted each time: after every kill its counters match its
+/// stored positions, and in the end every valid message is applied exactly once, the
+/// state equals the clean replay's, and SIGTERM exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_process_killed_repeatedly_loses_and_double_counts_nothing() {
+    let fx = Fixture::new("serve-kill").await;
+    let lines = generated_lines(47, 8000);
+    let reference = replayed(&fx, "serve-kill", &lines);
+    let sent = publish_shuffled(&fx, &lines, 9);
+    let ends = fx.end_offsets();
+    let valid = valid_below(&sent, &ends);
+    let db = fx.path("serve-kill.redb");
+    let mut rng = Rng(0x5EED);
+    let mut last = 0;
+    for quarter in 1..=3u64 {
+        let target = valid * quarter / 4 + rng.below((valid / 10) as usize) as u64;
+        let port = free_port();
+        let mut child = spawn_serve(&fx, &db, port);
+        let seen = tokio::task::spawn_blocking(move || wait_applied(port, target)).await.unwrap();
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reap");
+        let store = Store::open(&db).expect("reopen after SIGKILL");
+        let applied = store.counter(EVENTS_APPLIED).unwrap();
+        eprintln!("kill {quarter}: at least {seen} applied when killed, {applied} committed, of {valid}");
+        assert!(applied >= last && applied < valid, "progress {last} → {applied} of {valid}");
+        assert_eq!(applied, valid_below(&sent, &positions(&store)), "counters match positions after kill {quarter}");
+        last = applied;
+    }
+
+    let port = free_port();
+    let child = spawn_serve(&fx, &db, port);
+    tokio::task::spawn_blocking(move || wait_applied(port, valid)).await.unwrap();
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill -TERM");
+    assert!(status.success());
+    let exit = tokio::task::spawn_blocking(move || {
+        let mut child = child;
+        child.wait()
+    })
+    .await
+    .unwrap()
+    .expect("wait");
+    assert!(exit.success(), "SIGTERM exits 0, got {exit}");
+    let store = Store::open(&db).expect("reopen");
+    assert_eq!(store.counter(EVENTS_APPLIED).unwrap(), valid, "every valid message applied exactly once");
+    assert_eq!(store.counter(DEAD_LETTERS).unwrap(), reference.counter(DEAD_LETTERS).unwrap());
+    assert_same_state(&store, &reference, "after repeated SIGKILL");
+    fx.cleanup().await;
+}
+
+fn kafka_script(command: &str) {
+    let status =
+        Command::new("scripts/kafka.sh").arg(command).stdout(Stdio::null()).status().expect("scripts/kafka.sh");
+    assert!(status.success(), "scripts/kafka.sh {command} failed");
+}
+
+/// (j) The broker stops and starts again: a running consumer rides through the outage and
+/// goes on, and a consumer started after another broker restart resumes from the offsets
+/// stored in the database, with every valid message applied exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_restarts_resume_from_stored_offsets() {
+    let _exclusive = BROKER.write().await;
+    let fx = Fixture::create("bounce", None).await;
+    let lines = generated_lines(53, 6000);
+    let reference = replayed(&fx, "bounce", &lines);
+    let thirds: Vec<&[String]> = lines.chunks(lines.len().div_ceil(3)).collect();
+    let mut sent = publish_shuffled(&fx, thirds[0], 6);
+    let store = fx.store("bounce.redb");
+    let consumer = start(store.clone(), fx.args.clone());
+    wait_caught_up(&store, &fx.end_offsets()).await;
+
+    kafka_script("stop");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(!consumer.handle.is_finished(), "the consumer gave up while the broker was down");
+    kafka_script("start");
+    for (source, valid) in publish_shuffled(&fx, thirds[1], 7) {
+        sent.entry(source).or_default().extend(valid);
+    }
+    wait_caught_up(&store, &fx.end_offsets()).await;
+    consumer.stop().await;
+    let applied = store.counter(EVENTS_APPLIED).unwrap();
+    assert_eq!(applied, valid_below(&sent, &positions(&store)));
+    drop(store);
+
+    kafka_script("stop");
+    kafka_script("start");
+    for (source, valid) in publish_shuffled(&fx, thirds[2], 8) {
+        sent.entry(source).or_default().extend(valid);
+    }
+    let ends = fx.end_offsets();
+    let store = fx.store("bounce.redb");
+    let resumed = start(store.clone(), fx.args.clone());
+    wait_caught_up(&store, &ends).await;
+    resumed.stop().await;
+    assert_eq!(store.counter(EVENTS_APPLIED).unwrap(), valid_below(&sent, &ends), "each valid message applied once");
+    assert_same_state(&store, &reference, "after broker restarts");
     fx.cleanup().await;
 }

@@ -20,7 +20,13 @@
 //! re-reads topic metadata every `metadata_refresh_ms` to pick up new partitions or
 //! topics created late (`incremental_assign`, which leaves the others where they are).
 //! There is no rebalance, so no callback can move a partition while a batch is in
-//! flight, and no seek can race with the fetcher. `group.id` only names where the
+//! flight, and no seek can race with the fetcher.
+//!
+//! After the connection to the brokers was lost, every partition is assigned again at
+//! its stored position once metadata can be read again. A broker that restarted has a
+//! new leader epoch, and librdkafka's fetcher for a manually assigned partition can
+//! stay fenced on the old one ("leader epoch is older than broker epoch") and never
+//! deliver again; a fresh assignment starts it over, exactly where the store says. `group.id` only names where the
 //! monitoring offsets are committed; give each instance its own.
 //!
 //! A stored position beyond the end of its partition (the topic was deleted and created
@@ -399,6 +405,8 @@ struct Worker {
     partitions: Vec<Partition>,
     /// Committed next offsets by `(topic, partition)`, read by the statistics callback.
     committed: Arc<Mutex<HashMap<(String, i32), i64>>>,
+    /// Set by the client context when the brokers became unreachable.
+    disconnected: Arc<AtomicBool>,
 }
 
 impl Worker {
@@ -410,6 +418,7 @@ impl Worker {
         stop: Arc<AtomicBool>,
     ) -> Result<Worker, ConsumerError> {
         let committed = Arc::new(Mutex::new(HashMap::new()));
+        let disconnected = Arc::new(AtomicBool::new(false));
         let errors = Arc::new(ErrorLog::default());
         let consumer: BaseConsumer<ConsumerCtx> = ClientConfig::new()
             .set("bootstrap.servers", brokers)
@@ -421,7 +430,12 @@ impl Worker {
             .set("auto.offset.reset", "earliest")
             .set("statistics.interval.ms", "5000")
             .set_log_level(RDKafkaLogLevel::Warning)
-            .create_with_context(ConsumerCtx { stats: stats.clone(), committed: committed.clone(), errors })?;
+            .create_with_context(ConsumerCtx {
+                stats: stats.clone(),
+                disconnected: disconnected.clone(),
+                committed: committed.clone(),
+                errors,
+            })?;
         Ok(Worker {
             store,
             args,
@@ -432,6 +446,7 @@ impl Worker {
             dlq: None,
             partitions: Vec::new(),
             committed,
+            disconnected,
         })
     }
 
@@ -453,16 +468,46 @@ impl Worker {
         self.stop.load(Ordering::Relaxed)
     }
 
+    fn disconnected(&self) -> bool {
+        self.disconnected.load(Ordering::Relaxed)
+    }
+
+    /// Assigns every partition afresh at its stored position (see "After the connection
+    /// ... was lost" in the module doc). Runs between batches, so `next` is what the
+    /// store holds.
+    fn reassign_all(&mut self) -> Result<(), KafkaError> {
+        let mut tpl = TopicPartitionList::new();
+        for p in &self.partitions {
+            tpl.add_partition_offset(&p.topic, p.partition, Offset::Offset(p.next))?;
+        }
+        self.consumer.incremental_unassign(&tpl)?;
+        self.consumer.incremental_assign(&tpl)?;
+        tracing::info!(
+            partitions = self.partitions.len(),
+            "Kafka reconnected; partitions assigned again at their stored positions."
+        );
+        Ok(())
+    }
+
     fn run(mut self, clock: impl Fn() -> Instant) -> Result<(), ConsumerError> {
         let refresh = Duration::from_millis(self.args.metadata_refresh_ms);
         let mut backoff = BACKOFF_MIN;
         let mut next_refresh = WallClock::now();
+        // While disconnected, metadata is retried on the backoff, not the refresh period.
+        let mut retry_at = WallClock::now();
         while !self.stopped() {
-            if WallClock::now() >= next_refresh {
+            let now = WallClock::now();
+            if now >= next_refresh || (self.disconnected() && now >= retry_at) {
                 match self.refresh_assignment() {
                     Ok(complete) => {
                         if backoff > BACKOFF_MIN {
                             tracing::info!("Kafka reachable again.");
+                        }
+                        if self.disconnected.swap(false, Ordering::Relaxed)
+                            && let Err(e) = self.reassign_all()
+                        {
+                            tracing::warn!(error = %e, "Cannot assign Kafka partitions again; retrying.");
+                            self.disconnected.store(true, Ordering::Relaxed);
                         }
                         backoff = BACKOFF_MIN;
                         // Missing topics are looked for again soon; otherwise, rarely.
@@ -473,12 +518,17 @@ impl Worker {
                     Err(RefreshError::Kafka(e)) => {
                         tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "Kafka unreachable; retrying.");
                         next_refresh = WallClock::now() + backoff;
+                        retry_at = next_refresh;
                         backoff = (backoff * 2).min(BACKOFF_MAX);
                     }
                 }
             }
             if self.partitions.is_empty() {
                 self.sleep_until(next_refresh);
+                continue;
+            }
+            if self.disconnected() {
+                self.sleep_until(retry_at.max(WallClock::now() + POLL_SLICE).min(next_refresh));
                 continue;
             }
             let gathered = self.gather(&clock, next_refresh);
@@ -554,6 +604,9 @@ impl Worker {
         let mut now_instant: Option<Instant> = None;
         let mut error_pause = Duration::from_millis(50);
         while batch.len() < max_messages && !self.stopped() {
+            if batch.is_empty() && self.disconnected() {
+                break; // the run loop waits for the brokers, then assigns afresh
+            }
             let now = WallClock::now();
             let until = deadline.unwrap_or(refresh_at);
             if now >= until {
@@ -735,6 +788,8 @@ impl ErrorLog {
 /// Logs client events with fields and keeps the error and lag figures.
 struct ConsumerCtx {
     stats: Arc<KafkaStats>,
+    /// Set when the connection to the brokers is lost; cleared by a fresh assignment.
+    disconnected: Arc<AtomicBool>,
     committed: Arc<Mutex<HashMap<(String, i32), i64>>>,
     errors: Arc<ErrorLog>,
 }
@@ -745,6 +800,12 @@ impl ClientContext for ConsumerCtx {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
+        if matches!(
+            error.rdkafka_error_code(),
+            Some(RDKafkaErrorCode::AllBrokersDown | RDKafkaErrorCode::BrokerTransportFailure)
+        ) {
+            self.disconnected.store(true, Ordering::Relaxed);
+        }
         self.errors.report(&self.stats, "consumer", &error, reason);
     }
 
