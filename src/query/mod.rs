@@ -19,6 +19,7 @@ use redb::{ReadTransaction, ReadableTable};
 use serde::Serialize;
 
 use crate::events::{Id, Instant};
+use crate::state::tables::IdKey;
 use crate::state::{KeyInfo, ProjectInfo, Result, defs, get_present};
 
 /// A visible project, as a request sees it.
@@ -353,7 +354,7 @@ pub(crate) fn creator_sums(
 
 /// Present video record.
 pub(crate) fn video_record(
-    t: &impl ReadableTable<(Id, Id), &'static [u8]>,
+    t: &impl ReadableTable<(IdKey, IdKey), &'static [u8]>,
     p: Id,
     v: Id,
 ) -> Result<Option<VideoSnapshot>> {
@@ -362,7 +363,7 @@ pub(crate) fn video_record(
 
 /// Present creator profile.
 pub(crate) fn creator_profile(
-    t: &impl ReadableTable<(Id, Id), &'static [u8]>,
+    t: &impl ReadableTable<(IdKey, IdKey), &'static [u8]>,
     p: Id,
     c: Id,
 ) -> Result<Option<CreatorSnapshot>> {
@@ -371,7 +372,7 @@ pub(crate) fn creator_profile(
 
 /// Follower delta and growth rate of a creator over a period (contract §4.4).
 pub(crate) fn follower_change(
-    t: &impl ReadableTable<(Id, Id, i64, u32), &'static [u8]>,
+    t: &impl ReadableTable<(IdKey, IdKey, i64, u32), &'static [u8]>,
     p: Id,
     c: Id,
     period: &Period,

@@ -218,7 +218,7 @@ pub fn view_distribution(
     })
 }
 
-type MetricEntry<'a> = (redb::AccessGuard<'a, (Id, u8, u64, Id)>, redb::AccessGuard<'a, (i64, u32)>);
+type MetricEntry<'a> = (redb::AccessGuard<'a, (IdKey, u8, u64, IdKey)>, redb::AccessGuard<'a, (i64, u32)>);
 
 /// The exact smallest (or largest) view count in the period, knowing the HDR cell it is
 /// in: only the videos of that one cell (0.1% wide) are read.
@@ -305,11 +305,11 @@ pub fn outliers(rtxn: &ReadTransaction, p: &ProjectView, q: &OutliersParams) -> 
     Ok(rows)
 }
 
-type ViewsRange<'a> = redb::Range<'a, (Id, Id, u64, Id), (i64, u32)>;
+type ViewsRange<'a> = redb::Range<'a, (IdKey, IdKey, u64, IdKey), (i64, u32)>;
 
 /// The median of a creator's visible view counts, from the stored lower-middle key.
 pub(crate) fn median_of(
-    views: &impl ReadableTable<(Id, Id, u64, Id), (i64, u32)>,
+    views: &impl ReadableTable<(IdKey, IdKey, u64, IdKey), (i64, u32)>,
     p: Id,
     creator: Id,
     n: u64,

@@ -10,26 +10,31 @@ use std::collections::{BTreeSet, VecDeque};
 
 use redb::ReadableTable;
 
-use super::tables::Tables;
+use super::tables::{IdKey, Tables};
 use super::{Reg, Result, add_count, encode, get_present, get_reg, item_dim, videos};
 use crate::events::{Id, ItemType, Stamp};
 
 const ID_MIN: Id = [0u8; 16];
 const ID_MAX: Id = [0xffu8; 16];
 
-pub fn campaign_visible(t: &impl ReadableTable<(Id, Id), &'static [u8]>, p: Id, c: Id) -> Result<bool> {
+pub fn campaign_visible(t: &impl ReadableTable<(IdKey, IdKey), &'static [u8]>, p: Id, c: Id) -> Result<bool> {
     Ok(get_present::<_, String>(t, (p, c))?.is_some())
 }
 
 /// Campaigns that directly contain `item` (membership currently in).
-pub fn containing(t: &impl ReadableTable<(Id, u8, Id, Id), ()>, p: Id, kind: ItemType, item: Id) -> Result<Vec<Id>> {
+pub fn containing(
+    t: &impl ReadableTable<(IdKey, u8, IdKey, IdKey), ()>,
+    p: Id,
+    kind: ItemType,
+    item: Id,
+) -> Result<Vec<Id>> {
     let k = kind as u8;
     t.range((p, k, item, ID_MIN)..=(p, k, item, ID_MAX))?.map(|e| Ok(e?.0.value().3)).collect()
 }
 
 /// Items of one type that are currently direct members of campaign `c`.
 pub fn members(
-    t: &impl ReadableTable<(Id, Id, u8, Id), &'static [u8]>,
+    t: &impl ReadableTable<(IdKey, IdKey, u8, IdKey), &'static [u8]>,
     p: Id,
     c: Id,
     kind: ItemType,

@@ -4,16 +4,71 @@
 //! "descending" are stored ascending on the complement (`!value`), so a forward scan yields
 //! them in answer order with ties going to the smaller id.
 
-use redb::{TableDefinition, WriteTransaction};
+use std::cmp::Ordering;
 
-use crate::events::{Id, KeyHash};
+use redb::{TableDefinition, TypeName, WriteTransaction};
 
-type P = Id;
+type P = IdKey;
+type Id = IdKey;
+type KeyHash = HashKey;
 type Bytes = &'static [u8];
 /// (posts, views, likes, comments, shares) of some set of visible videos.
 pub type SumsRow = (u64, u128, u128, u128, u128);
 /// A posted_at instant as (seconds, nanoseconds).
 pub type At = (i64, u32);
+
+/// Fixed-size byte strings as redb keys and values: compared with one `memcmp` and
+/// encoded without allocating. (redb's own `[u8; N]` compares byte by byte through the
+/// generic element path and allocates a `Vec` per encoding, which dominated ingest.)
+macro_rules! byte_key {
+    ($(#[$doc:meta])* $name:ident, $n:literal, $type_name:literal) => {
+        $(#[$doc])*
+        #[derive(Debug)]
+        pub enum $name {}
+
+        impl redb::Value for $name {
+            type SelfType<'a> = [u8; $n];
+            type AsBytes<'a> = [u8; $n];
+
+            fn fixed_width() -> Option<usize> {
+                Some($n)
+            }
+
+            fn from_bytes<'a>(data: &'a [u8]) -> [u8; $n]
+            where
+                Self: 'a,
+            {
+                data.try_into().expect(concat!($n, "-byte key"))
+            }
+
+            fn as_bytes<'a, 'b: 'a>(value: &'a [u8; $n]) -> [u8; $n]
+            where
+                Self: 'b,
+            {
+                *value
+            }
+
+            fn type_name() -> TypeName {
+                TypeName::new($type_name)
+            }
+        }
+
+        impl redb::Key for $name {
+            fn compare(a: &[u8], b: &[u8]) -> Ordering {
+                a.cmp(b)
+            }
+        }
+    };
+}
+
+byte_key!(
+    /// A UUID's 16 bytes (`events::Id`); byte order is the order of its lowercase text.
+    IdKey, 16, "goatview::Id"
+);
+byte_key!(
+    /// A SHA-256 digest (`events::KeyHash`).
+    HashKey, 32, "goatview::KeyHash"
+);
 
 macro_rules! tables {
     ($($(#[$doc:meta])* $field:ident: $K:ty => $V:ty;)*) => {

@@ -93,6 +93,14 @@ pub struct Facts {
     pub campaigns: BTreeSet<Id>,
 }
 
+impl Facts {
+    /// Whether two observations of a video differ at most in their counts, so that every
+    /// aggregate row they touch is the same.
+    fn same_place(&self, o: &Facts) -> bool {
+        self.video == o.video && self.creator == o.creator && self.posted == o.posted && self.campaigns == o.campaigns
+    }
+}
+
 /// The contribution of a video now: `None` unless it is visible (contract §2.4).
 pub fn observe(t: &Tables, p: Id, video: Id) -> Result<Option<Facts>> {
     let Some(v) = get_present::<_, VideoSnapshot>(&t.videos, (p, video))? else {
@@ -130,11 +138,16 @@ pub fn refresh(
         if new == old {
             continue;
         }
-        if let Some(old) = &old {
-            contribute(t, p, old, false)?;
-        }
-        if let Some(new) = &new {
-            contribute(t, p, new, true)?;
+        match (&old, &new) {
+            (Some(o), Some(n)) if o.same_place(n) => recount(t, p, o, n)?,
+            _ => {
+                if let Some(old) = &old {
+                    contribute(t, p, old, false)?;
+                }
+                if let Some(new) = &new {
+                    contribute(t, p, new, true)?;
+                }
+            }
         }
         if old.is_some() != new.is_some() {
             campaigns::overlap_visibility(t, p, ItemType::Video, v, new.is_some())?;
@@ -179,6 +192,63 @@ fn contribute(t: &mut Tables, p: Id, f: &Facts, add: bool) -> Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+/// Moves a visible video's contribution from `old` to `new` counts, in place: the common
+/// case of a later scrape. Equal to retracting `old` and adding `new`, with a single
+/// read-modify-write per sums row and no index row touched whose key is unchanged.
+fn recount(t: &mut Tables, p: Id, old: &Facts, new: &Facts) -> Result<()> {
+    let at = (new.posted.secs, new.posted.nanos);
+    let (oc, nc) = (&old.counts, &new.counts);
+    t.by_posted.insert((p, at.0, at.1, new.video), (nc.views, nc.likes, nc.comments, nc.shares, nc.saves))?;
+    for m in Metric::ALL {
+        if m.of(oc) != m.of(nc) {
+            t.by_metric.remove((p, m as u8, !m.of(oc), new.video))?;
+            t.by_metric.insert((p, m as u8, !m.of(nc), new.video), at)?;
+        }
+    }
+    let views_changed = oc.views != nc.views;
+    if views_changed {
+        median_update(t, p, new.creator, (!oc.views, new.video), at, false)?;
+        median_update(t, p, new.creator, (!nc.views, new.video), at, true)?;
+    }
+    let (os, ns) = (Sums::of(oc), Sums::of(nc));
+    let (old_cell, new_cell) = (hist_cell(oc.views), hist_cell(nc.views));
+    let q = quarter_of(new.posted);
+    for level in Level::ALL {
+        let (l, u) = (level as u8, unit_of(level, q));
+        replace_sums(&mut t.project_buckets, (p, l, u), &os, &ns)?;
+        replace_sums(&mut t.creator_buckets, (p, l, u, new.creator), &os, &ns)?;
+        if old_cell != new_cell {
+            add_count(&mut t.hist_cells, (p, l, u, old_cell), -1)?;
+            add_count(&mut t.hist_cells, (p, l, u, new_cell), 1)?;
+        }
+        for &root in &new.campaigns {
+            replace_sums(&mut t.campaign_buckets, (p, root, l, u), &os, &ns)?;
+            if views_changed {
+                t.campaign_top.remove((p, root, l, u, !oc.views, new.video))?;
+                t.campaign_top.insert((p, root, l, u, !nc.views, new.video), ())?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Swaps one video's sums for another's in a row that keeps holding that video.
+fn replace_sums<'k, K: redb::Key + 'static>(
+    table: &mut redb::Table<K, SumsRow>,
+    key: K::SelfType<'k>,
+    old: &Sums,
+    new: &Sums,
+) -> Result<()>
+where
+    K::SelfType<'k>: Clone,
+{
+    let mut cur = table.get(key.clone())?.map_or_else(Sums::default, |g| Sums::from_row(g.value()));
+    cur.sub(old)?;
+    cur.add(new);
+    table.insert(key, cur.row())?;
     Ok(())
 }
 
@@ -292,11 +362,14 @@ pub fn set_video(t: &mut Tables, p: Id, stamp: Stamp, video: Id, snap: Option<&V
     }
     let old_creator = old.and_then(|r| r.value).map(|v| v.creator_id);
     refresh(t, p, &BTreeSet::from([video]), |t| {
-        if let Some(c) = old_creator {
-            t.videos_by_creator.remove((p, c, video))?;
-        }
-        if let Some(v) = snap {
-            t.videos_by_creator.insert((p, v.creator_id, video), ())?;
+        let new_creator = snap.map(|v| v.creator_id);
+        if old_creator != new_creator {
+            if let Some(c) = old_creator {
+                t.videos_by_creator.remove((p, c, video))?;
+            }
+            if let Some(c) = new_creator {
+                t.videos_by_creator.insert((p, c, video), ())?;
+            }
         }
         t.videos.insert((p, video), encode(&Reg { stamp, value: snap }).as_slice())?;
         Ok(())
