@@ -105,6 +105,7 @@ impl Store {
             for ev in &batch.events {
                 state::apply(&mut t, ev)?;
             }
+            t.flush()?;
             for dl in &batch.dead_letters {
                 t.dead_letters.insert((dl.source.as_str(), dl.position), state::encode(dl).as_slice())?;
             }

@@ -82,11 +82,13 @@ macro_rules! tables {
         /// All tables, opened once per write transaction.
         pub struct Tables<'txn> {
             $(pub $field: redb::Table<'txn, $K, $V>,)*
+            /// Aggregate rows changed by this transaction, written by [`Tables::flush`].
+            pub pending: super::videos::Pending,
         }
 
         impl<'txn> Tables<'txn> {
             pub fn open(txn: &'txn WriteTransaction) -> Result<Self, redb::TableError> {
-                Ok(Tables { $($field: txn.open_table(defs::$field)?,)* })
+                Ok(Tables { $($field: txn.open_table(defs::$field)?,)* pending: Default::default() })
             }
         }
 

@@ -1,11 +1,11 @@
 //! Video and creator registers, and the contribution of each visible video to aggregates.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use redb::ReadableTable;
 
 use super::tables::{SumsRow, Tables};
-use super::{Reg, Result, StateError, add_count, campaigns, encode, get_present, get_reg};
+use super::{Reg, Result, StateError, campaigns, encode, get_present, get_reg};
 use crate::events::{Counts, CreatorSnapshot, Id, Instant, ItemType, Stamp, VideoSnapshot};
 use crate::time::{Level, quarter_of, unit_of};
 
@@ -179,12 +179,14 @@ fn contribute(t: &mut Tables, p: Id, f: &Facts, add: bool) -> Result<()> {
     let q = quarter_of(f.posted);
     for level in Level::ALL {
         let (l, u) = (level as u8, unit_of(level, q));
-        add_sums(&mut t.project_buckets, (p, l, u), &sums, add)?;
-        add_sums(&mut t.creator_buckets, (p, l, u, f.creator), &sums, add)?;
-        add_count(&mut t.hist_cells, (p, l, u, cell), delta)?;
+        let pending = &mut t.pending;
+        add_sums(entry(&mut pending.project, &t.project_buckets, (p, l, u))?, &sums, add)?;
+        add_sums(entry(&mut pending.creator, &t.creator_buckets, (p, l, u, f.creator))?, &sums, add)?;
+        add_to(entry(&mut pending.hist, &t.hist_cells, (p, l, u, cell))?, delta)?;
         for &root in &f.campaigns {
-            add_sums(&mut t.campaign_buckets, (p, root, l, u), &sums, add)?;
-            add_count(&mut t.campaign_creators, (p, root, l, u, f.creator), delta)?;
+            let pending = &mut t.pending;
+            add_sums(entry(&mut pending.campaign, &t.campaign_buckets, (p, root, l, u))?, &sums, add)?;
+            add_to(entry(&mut pending.campaign_creators, &t.campaign_creators, (p, root, l, u, f.creator))?, delta)?;
             if add {
                 t.campaign_top.insert((p, root, l, u, !c.views, f.video), ())?;
             } else {
@@ -218,14 +220,15 @@ fn recount(t: &mut Tables, p: Id, old: &Facts, new: &Facts) -> Result<()> {
     let q = quarter_of(new.posted);
     for level in Level::ALL {
         let (l, u) = (level as u8, unit_of(level, q));
-        replace_sums(&mut t.project_buckets, (p, l, u), &os, &ns)?;
-        replace_sums(&mut t.creator_buckets, (p, l, u, new.creator), &os, &ns)?;
+        let pending = &mut t.pending;
+        replace_sums(entry(&mut pending.project, &t.project_buckets, (p, l, u))?, &os, &ns)?;
+        replace_sums(entry(&mut pending.creator, &t.creator_buckets, (p, l, u, new.creator))?, &os, &ns)?;
         if old_cell != new_cell {
-            add_count(&mut t.hist_cells, (p, l, u, old_cell), -1)?;
-            add_count(&mut t.hist_cells, (p, l, u, new_cell), 1)?;
+            add_to(entry(&mut pending.hist, &t.hist_cells, (p, l, u, old_cell))?, -1)?;
+            add_to(entry(&mut pending.hist, &t.hist_cells, (p, l, u, new_cell))?, 1)?;
         }
         for &root in &new.campaigns {
-            replace_sums(&mut t.campaign_buckets, (p, root, l, u), &os, &ns)?;
+            replace_sums(entry(&mut t.pending.campaign, &t.campaign_buckets, (p, root, l, u))?, &os, &ns)?;
             if views_changed {
                 t.campaign_top.remove((p, root, l, u, !oc.views, new.video))?;
                 t.campaign_top.insert((p, root, l, u, !nc.views, new.video), ())?;
@@ -236,43 +239,116 @@ fn recount(t: &mut Tables, p: Id, old: &Facts, new: &Facts) -> Result<()> {
 }
 
 /// Swaps one video's sums for another's in a row that keeps holding that video.
-fn replace_sums<'k, K: redb::Key + 'static>(
-    table: &mut redb::Table<K, SumsRow>,
-    key: K::SelfType<'k>,
-    old: &Sums,
-    new: &Sums,
-) -> Result<()>
-where
-    K::SelfType<'k>: Clone,
-{
-    let mut cur = table.get(key.clone())?.map_or_else(Sums::default, |g| Sums::from_row(g.value()));
-    cur.sub(old)?;
-    cur.add(new);
-    table.insert(key, cur.row())?;
+fn replace_sums(row: &mut Sums, old: &Sums, new: &Sums) -> Result<()> {
+    row.sub(old)?;
+    row.add(new);
     Ok(())
 }
 
-fn add_sums<'k, K: redb::Key + 'static>(
-    table: &mut redb::Table<K, SumsRow>,
-    key: K::SelfType<'k>,
-    s: &Sums,
-    add: bool,
+fn add_sums(row: &mut Sums, s: &Sums, add: bool) -> Result<()> {
+    if add {
+        row.add(s);
+        Ok(())
+    } else {
+        row.sub(s)
+    }
+}
+
+fn add_to(count: &mut u64, delta: i64) -> Result<()> {
+    *count = count.checked_add_signed(delta).ok_or_else(|| StateError::Corrupt("counter underflow".into()))?;
+    Ok(())
+}
+
+/// Aggregate rows a write transaction has changed, kept in memory and written back once
+/// by [`Tables::flush`]: the coarse rows (a day, 32 days, a creator's day) are hit by many
+/// events of one batch, so each costs one B-tree read and one write per batch instead of
+/// one of each per event. Sorted maps, so the write-back goes in key order.
+#[derive(Default)]
+pub struct Pending {
+    project: BTreeMap<(Id, u8, i64), Sums>,
+    creator: BTreeMap<(Id, u8, i64, Id), Sums>,
+    campaign: BTreeMap<(Id, Id, u8, i64), Sums>,
+    hist: BTreeMap<(Id, u8, i64, u64), u64>,
+    campaign_creators: BTreeMap<(Id, Id, u8, i64, Id), u64>,
+}
+
+/// A stored value as the in-memory form `Pending` keeps.
+trait Cached: Sized {
+    type Row: redb::Value + 'static;
+    fn load(row: <Self::Row as redb::Value>::SelfType<'_>) -> Self;
+    /// The row to store, or `None` when the row is empty and is deleted.
+    fn store(&self) -> Option<<Self::Row as redb::Value>::SelfType<'static>>;
+}
+
+impl Cached for Sums {
+    type Row = SumsRow;
+    fn load(row: SumsRow) -> Self {
+        Sums::from_row(row)
+    }
+    fn store(&self) -> Option<SumsRow> {
+        (self.posts > 0).then(|| self.row())
+    }
+}
+
+impl Cached for u64 {
+    type Row = u64;
+    fn load(row: u64) -> Self {
+        row
+    }
+    fn store(&self) -> Option<u64> {
+        (*self > 0).then_some(*self)
+    }
+}
+
+/// The pending value of a row, loaded from its table the first time it is touched.
+fn entry<'m, K, V>(
+    pending: &'m mut BTreeMap<K::SelfType<'static>, V>,
+    table: &redb::Table<'_, K, V::Row>,
+    key: K::SelfType<'static>,
+) -> Result<&'m mut V>
+where
+    K: redb::Key + 'static,
+    K::SelfType<'static>: Ord + Clone,
+    V: Cached + Default,
+{
+    match pending.entry(key) {
+        std::collections::btree_map::Entry::Occupied(e) => Ok(e.into_mut()),
+        std::collections::btree_map::Entry::Vacant(e) => {
+            let v = table.get(e.key().clone())?.map_or_else(V::default, |g| V::load(g.value()));
+            Ok(e.insert(v))
+        }
+    }
+}
+
+fn write_back<K, V>(
+    pending: &mut BTreeMap<K::SelfType<'static>, V>,
+    table: &mut redb::Table<'_, K, V::Row>,
 ) -> Result<()>
 where
-    K::SelfType<'k>: Clone,
+    K: redb::Key + 'static,
+    K::SelfType<'static>: Ord,
+    V: Cached,
 {
-    let mut cur = table.get(key.clone())?.map_or_else(Sums::default, |g| Sums::from_row(g.value()));
-    if add {
-        cur.add(s)
-    } else {
-        cur.sub(s)?
-    }
-    if cur.posts == 0 {
-        table.remove(key)?;
-    } else {
-        table.insert(key, cur.row())?;
+    for (key, v) in std::mem::take(pending) {
+        match v.store() {
+            Some(row) => table.insert(key, row)?,
+            None => table.remove(key)?,
+        };
     }
     Ok(())
+}
+
+impl Tables<'_> {
+    /// Writes the pending aggregate rows. Every write transaction calls this before it
+    /// commits; readers never see a transaction without it.
+    pub fn flush(&mut self) -> Result<()> {
+        write_back(&mut self.pending.project, &mut self.project_buckets)?;
+        write_back(&mut self.pending.creator, &mut self.creator_buckets)?;
+        write_back(&mut self.pending.campaign, &mut self.campaign_buckets)?;
+        write_back(&mut self.pending.hist, &mut self.hist_cells)?;
+        write_back(&mut self.pending.campaign_creators, &mut self.campaign_creators)?;
+        Ok(())
+    }
 }
 
 /// The HDR histogram with 3 significant digits over the whole count range (contract §4.3).
