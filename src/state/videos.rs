@@ -103,19 +103,28 @@ impl Facts {
 
 /// The contribution of a video now: `None` unless it is visible (contract §2.4).
 pub fn observe(t: &Tables, p: Id, video: Id) -> Result<Option<Facts>> {
-    let Some(v) = get_present::<_, VideoSnapshot>(&t.videos, (p, video))? else {
-        return Ok(None);
-    };
+    let record = get_present::<_, VideoSnapshot>(&t.videos, (p, video))?;
+    observe_record(t, p, video, record.as_ref(), None)
+}
+
+/// [`observe`] given the video's present record. `roots` are the video's root campaigns
+/// if the caller knows them for this creator (memberships unchanged since).
+fn observe_record(
+    t: &Tables,
+    p: Id,
+    video: Id,
+    record: Option<&VideoSnapshot>,
+    roots: Option<&Facts>,
+) -> Result<Option<Facts>> {
+    let Some(v) = record else { return Ok(None) };
     if !creator_tracked(t, p, v.creator_id)? {
         return Ok(None);
     }
-    Ok(Some(Facts {
-        video,
-        creator: v.creator_id,
-        posted: v.posted_at,
-        counts: v.counts,
-        campaigns: campaigns::roots_of_video(t, p, video, v.creator_id)?,
-    }))
+    let campaigns = match roots {
+        Some(f) if f.creator == v.creator_id => f.campaigns.clone(),
+        _ => campaigns::roots_of_video(t, p, video, v.creator_id)?,
+    };
+    Ok(Some(Facts { video, creator: v.creator_id, posted: v.posted_at, counts: v.counts, campaigns }))
 }
 
 pub fn creator_tracked(t: &Tables, p: Id, creator: Id) -> Result<bool> {
@@ -135,23 +144,29 @@ pub fn refresh(
     mutate(t)?;
     for (&v, old) in affected.iter().zip(before) {
         let new = observe(t, p, v)?;
-        if new == old {
-            continue;
-        }
-        match (&old, &new) {
-            (Some(o), Some(n)) if o.same_place(n) => recount(t, p, o, n)?,
-            _ => {
-                if let Some(old) = &old {
-                    contribute(t, p, old, false)?;
-                }
-                if let Some(new) = &new {
-                    contribute(t, p, new, true)?;
-                }
+        move_contribution(t, p, v, old, new)?;
+    }
+    Ok(())
+}
+
+/// Moves one video's contribution from what it was (`old`) to what it is (`new`).
+fn move_contribution(t: &mut Tables, p: Id, v: Id, old: Option<Facts>, new: Option<Facts>) -> Result<()> {
+    if new == old {
+        return Ok(());
+    }
+    match (&old, &new) {
+        (Some(o), Some(n)) if o.same_place(n) => recount(t, p, o, n)?,
+        _ => {
+            if let Some(old) = &old {
+                contribute(t, p, old, false)?;
+            }
+            if let Some(new) = &new {
+                contribute(t, p, new, true)?;
             }
         }
-        if old.is_some() != new.is_some() {
-            campaigns::overlap_visibility(t, p, ItemType::Video, v, new.is_some())?;
-        }
+    }
+    if old.is_some() != new.is_some() {
+        campaigns::overlap_visibility(t, p, ItemType::Video, v, new.is_some())?;
     }
     Ok(())
 }
@@ -436,20 +451,22 @@ pub fn set_video(t: &mut Tables, p: Id, stamp: Stamp, video: Id, snap: Option<&V
     if old.as_ref().is_some_and(|r| r.stamp >= stamp) {
         return Ok(());
     }
-    let old_creator = old.and_then(|r| r.value).map(|v| v.creator_id);
-    refresh(t, p, &BTreeSet::from([video]), |t| {
-        let new_creator = snap.map(|v| v.creator_id);
-        if old_creator != new_creator {
-            if let Some(c) = old_creator {
-                t.videos_by_creator.remove((p, c, video))?;
-            }
-            if let Some(c) = new_creator {
-                t.videos_by_creator.insert((p, c, video), ())?;
-            }
+    // Only this register changes, so the contribution before and after follows from the
+    // two records, and the root campaigns carry over while the creator stays.
+    let old = old.and_then(|r| r.value);
+    let before = observe_record(t, p, video, old.as_ref(), None)?;
+    let (old_creator, new_creator) = (old.map(|v| v.creator_id), snap.map(|v| v.creator_id));
+    if old_creator != new_creator {
+        if let Some(c) = old_creator {
+            t.videos_by_creator.remove((p, c, video))?;
         }
-        t.videos.insert((p, video), encode(&Reg { stamp, value: snap }).as_slice())?;
-        Ok(())
-    })
+        if let Some(c) = new_creator {
+            t.videos_by_creator.insert((p, c, video), ())?;
+        }
+    }
+    t.videos.insert((p, video), encode(&Reg { stamp, value: snap }).as_slice())?;
+    let after = observe_record(t, p, video, snap, before.as_ref())?;
+    move_contribution(t, p, video, before, after)
 }
 
 /// Present video records of a creator, tracked or not.
