@@ -730,11 +730,16 @@ fn free_port() -> u16 {
 
 /// `goatview serve` consuming the fixture's topics into `db`, as a real process.
 fn spawn_serve(fx: &Fixture, db: &Path, port: u16) -> std::process::Child {
+    spawn_serve_in_group(fx, db, port, &fx.prefix)
+}
+
+/// [`spawn_serve`] with its own consumer group.
+fn spawn_serve_in_group(fx: &Fixture, db: &Path, port: u16, group: &str) -> std::process::Child {
     let t = &fx.args.topics;
     Command::new(env!("CARGO_BIN_EXE_goatview"))
         .args(["--log", "warn", "serve", "--db"])
         .arg(db)
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--brokers", &fx.brokers, "--kafka-group", &fx.prefix])
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--brokers", &fx.brokers, "--kafka-group", group])
         .args(["--topic-video-scrape", &t.video_scrape, "--topic-creator-stats", &t.creator_stats])
         .args(["--topic-campaign-membership", &t.campaign_membership, "--topic-projects", &t.projects])
         .args(["--kafka-batch-max-messages", "50", "--kafka-batch-max-ms", "50"])
@@ -800,6 +805,16 @@ async fn serve_process_killed_repeatedly_loses_and_double_counts_nothing() {
     let port = free_port();
     let child = spawn_serve(&fx, &db, port);
     tokio::task::spawn_blocking(move || wait_applied(port, valid)).await.unwrap();
+    terminate(child).await;
+    let store = Store::open(&db).expect("reopen");
+    assert_eq!(store.counter(EVENTS_APPLIED).unwrap(), valid, "every valid message applied exactly once");
+    assert_eq!(store.counter(DEAD_LETTERS).unwrap(), reference.counter(DEAD_LETTERS).unwrap());
+    assert_same_state(&store, &reference, "after repeated SIGKILL");
+    fx.cleanup().await;
+}
+
+/// SIGTERM, then the exit status must be 0.
+async fn terminate(child: std::process::Child) {
     let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill -TERM");
     assert!(status.success());
     let exit = tokio::task::spawn_blocking(move || {
@@ -810,10 +825,30 @@ async fn serve_process_killed_repeatedly_loses_and_double_counts_nothing() {
     .unwrap()
     .expect("wait");
     assert!(exit.success(), "SIGTERM exits 0, got {exit}");
-    let store = Store::open(&db).expect("reopen");
-    assert_eq!(store.counter(EVENTS_APPLIED).unwrap(), valid, "every valid message applied exactly once");
-    assert_eq!(store.counter(DEAD_LETTERS).unwrap(), reference.counter(DEAD_LETTERS).unwrap());
-    assert_same_state(&store, &reference, "after repeated SIGKILL");
+}
+
+/// (k) Two `goatview serve` processes, each with its own database and consumer group,
+/// read the same topics and end with identical state: read replicas.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_serve_processes_converge_as_replicas() {
+    let fx = Fixture::new("replicas").await;
+    let lines = generated_lines(61, 5000);
+    let reference = replayed(&fx, "replicas", &lines);
+    let sent = publish_shuffled(&fx, &lines, 10);
+    let valid = valid_below(&sent, &fx.end_offsets());
+    let mut replicas = Vec::new();
+    for name in ["a", "b"] {
+        let (db, port) = (fx.path(&format!("replica-{name}.redb")), free_port());
+        let child = spawn_serve_in_group(&fx, &db, port, &format!("{}-{name}", fx.prefix));
+        replicas.push((db, port, child));
+    }
+    for (db, port, child) in replicas {
+        tokio::task::spawn_blocking(move || wait_applied(port, valid)).await.unwrap();
+        terminate(child).await;
+        let store = Store::open(&db).expect("reopen");
+        assert_eq!(store.counter(EVENTS_APPLIED).unwrap(), valid);
+        assert_same_state(&store, &reference, &format!("replica {}", db.display()));
+    }
     fx.cleanup().await;
 }
 
