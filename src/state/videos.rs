@@ -99,6 +99,11 @@ impl Facts {
     fn same_place(&self, o: &Facts) -> bool {
         self.video == o.video && self.creator == o.creator && self.posted == o.posted && self.campaigns == o.campaigns
     }
+
+    /// Whether two observations differ at most in their root campaigns.
+    fn same_video(&self, o: &Facts) -> bool {
+        self.video == o.video && self.creator == o.creator && self.posted == o.posted && self.counts == o.counts
+    }
 }
 
 /// The contribution of a video now: `None` unless it is visible (contract §2.4).
@@ -156,6 +161,12 @@ fn move_contribution(t: &mut Tables, p: Id, v: Id, old: Option<Facts>, new: Opti
     }
     match (&old, &new) {
         (Some(o), Some(n)) if o.same_place(n) => recount(t, p, o, n)?,
+        // Only its root campaigns changed (a membership or a campaign's visibility): leave
+        // every other aggregate alone.
+        (Some(o), Some(n)) if o.same_video(n) => {
+            contribute_to_campaigns(t, p, o, o.campaigns.difference(&n.campaigns), false)?;
+            contribute_to_campaigns(t, p, n, n.campaigns.difference(&o.campaigns), true)?;
+        }
         _ => {
             if let Some(old) = &old {
                 contribute(t, p, old, false)?;
@@ -198,7 +209,25 @@ fn contribute(t: &mut Tables, p: Id, f: &Facts, add: bool) -> Result<()> {
         add_sums(entry(&mut pending.project, &t.project_buckets, (p, l, u))?, &sums, add)?;
         add_sums(entry(&mut pending.creator, &t.creator_buckets, (p, l, u, f.creator))?, &sums, add)?;
         add_to(entry(&mut pending.hist, &t.hist_cells, (p, l, u, cell))?, delta)?;
-        for &root in &f.campaigns {
+    }
+    contribute_to_campaigns(t, p, f, f.campaigns.iter(), add)
+}
+
+/// Adds (`add`) or retracts a visible video's contribution to the given root campaigns.
+fn contribute_to_campaigns<'a>(
+    t: &mut Tables,
+    p: Id,
+    f: &Facts,
+    roots: impl Iterator<Item = &'a Id> + Clone,
+    add: bool,
+) -> Result<()> {
+    let c = &f.counts;
+    let sums = Sums::of(c);
+    let delta = if add { 1 } else { -1 };
+    let q = quarter_of(f.posted);
+    for level in Level::ALL {
+        let (l, u) = (level as u8, unit_of(level, q));
+        for &root in roots.clone() {
             let pending = &mut t.pending;
             add_sums(entry(&mut pending.campaign, &t.campaign_buckets, (p, root, l, u))?, &sums, add)?;
             add_to(entry(&mut pending.campaign_creators, &t.campaign_creators, (p, root, l, u, f.creator))?, delta)?;
