@@ -40,6 +40,8 @@ pub enum Command {
     Gen(GenArgs),
     /// Publish recorded JSON Lines logs to the Kafka topics, keyed by project.
     Produce(crate::cmd::produce::ProduceArgs),
+    /// Measure ingest throughput and HTTP query latency (`ingest`, `query`, `compare`).
+    Bench(crate::cmd::bench::BenchArgs),
 }
 
 #[derive(Debug, Args)]

@@ -13,6 +13,7 @@ fn main() -> anyhow::Result<()> {
         Command::DeadLetters(args) => cmd::dead_letters::run(args),
         Command::Gen(args) => cmd::generate::run(args, cli.now),
         Command::Produce(args) => cmd::produce::run(args),
+        Command::Bench(args) => cmd::bench::run(args, cli.now),
         Command::Serve(args) => runtime()?.block_on(cmd::serve::run(args, cli.now)),
         Command::Demo(args) => runtime()?.block_on(cmd::demo::run(args, cli.now)),
     }

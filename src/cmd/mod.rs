@@ -1,5 +1,6 @@
 //! One module per subcommand, each with a `run`.
 
+pub mod bench;
 pub mod dead_letters;
 pub mod demo;
 pub mod generate;
