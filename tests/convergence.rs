@@ -5,7 +5,8 @@
 mod common;
 
 use common::reference::Reference;
-use common::{ENDPOINTS, TestStore, compare, get, pairs, period_views, uri};
+use common::{TestStore, compare, get, pairs, period_views, uri};
+use goatview::api::ENDPOINTS;
 use proptest::prelude::*;
 use serde_json::json;
 

@@ -6,7 +6,8 @@ mod common;
 use std::io::Write;
 
 use common::reference::Reference;
-use common::{ENDPOINTS, TestStore, compare, get, pairs, period_views, uri};
+use common::{TestStore, compare, get, pairs, period_views, uri};
+use goatview::api::ENDPOINTS;
 use goatview::ingest::log::replay_file;
 use goatview::store::{DEAD_LETTERS, EVENTS_APPLIED};
 

@@ -55,6 +55,22 @@ pub use error::ApiError;
 
 /// Prefix of every aggregate endpoint.
 pub const AGGREGATE_BASE: &str = "/api/v1/analytics/aggregate";
+
+/// The aggregate endpoints under [`AGGREGATE_BASE`], in the order of contract §4 (and of
+/// [`paths`], which a test checks).
+pub const ENDPOINTS: [&str; 10] = [
+    "video-leaderboard",
+    "posting-heatmap",
+    "view-distribution",
+    "outliers",
+    "creator-leaderboard",
+    "posting-consistency",
+    "creator-scatter",
+    "goal-compliance",
+    "campaign-leaderboard",
+    "member-overlap",
+];
+
 /// The OpenAPI document of this API.
 pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
 /// Liveness probe.
@@ -187,4 +203,16 @@ async fn no_route() -> ApiError {
 
 async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_names_are_the_routers() {
+        let routed: Vec<String> = paths().into_iter().take(ENDPOINTS.len()).collect();
+        let named: Vec<String> = ENDPOINTS.iter().map(|e| format!("{AGGREGATE_BASE}/{e}")).collect();
+        assert_eq!(routed, named);
+    }
 }

@@ -18,20 +18,6 @@ use tower::ServiceExt;
 
 pub const BASE: &str = "/api/v1/analytics/aggregate";
 
-/// The ten aggregate endpoints.
-pub const ENDPOINTS: [&str; 10] = [
-    "video-leaderboard",
-    "posting-heatmap",
-    "view-distribution",
-    "outliers",
-    "creator-leaderboard",
-    "posting-consistency",
-    "creator-scatter",
-    "goal-compliance",
-    "campaign-leaderboard",
-    "member-overlap",
-];
-
 /// A store in a temp dir; the dir lives as long as this value.
 pub struct TestStore {
     pub dir: tempfile::TempDir,
