@@ -52,8 +52,26 @@ pub fn members(
 
 /// Root campaigns whose resolved videos would include a visible `video` of `creator`.
 pub fn roots_of_video(t: &Tables, p: Id, video: Id, creator: Id) -> Result<BTreeSet<Id>> {
-    let mut seen: BTreeSet<Id> = containing(&t.members_by_item, p, ItemType::Video, video)?.into_iter().collect();
-    seen.extend(containing(&t.members_by_item, p, ItemType::Creator, creator)?);
+    // Reaching up from the union of two sets reaches the union of what each reaches, so
+    // the creator's part, shared by all its videos, is walked once per transaction.
+    let direct = containing(&t.members_by_item, p, ItemType::Video, video)?;
+    let mut roots = if direct.is_empty() { BTreeSet::new() } else { reach_up(t, p, direct)? };
+    let cached = t.pending.creator_roots.borrow().get(&(p, creator)).cloned();
+    let of_creator = match cached {
+        Some(r) => r,
+        None => {
+            let r = reach_up(t, p, containing(&t.members_by_item, p, ItemType::Creator, creator)?)?;
+            t.pending.creator_roots.borrow_mut().insert((p, creator), r.clone());
+            r
+        }
+    };
+    roots.extend(of_creator);
+    Ok(roots)
+}
+
+/// The campaigns in `start` and every campaign reachable up from a visible one of them.
+fn reach_up(t: &Tables, p: Id, start: Vec<Id>) -> Result<BTreeSet<Id>> {
+    let mut seen: BTreeSet<Id> = start.into_iter().collect();
     let mut queue: VecDeque<Id> = seen.iter().copied().collect();
     while let Some(c) = queue.pop_front() {
         // A nested campaign passes its videos up only while it is visible.
@@ -100,6 +118,7 @@ pub fn set_campaign(t: &mut Tables, p: Id, stamp: Stamp, c: Id, name: Option<Str
     let now = name.is_some();
     let write = |t: &mut Tables| -> Result<()> {
         t.campaigns.insert((p, c), encode(&Reg { stamp, value: name }).as_slice())?;
+        t.pending.forget_roots();
         Ok(())
     };
     if was == now {
@@ -131,6 +150,7 @@ pub fn set_member(t: &mut Tables, p: Id, stamp: Stamp, c: Id, kind: ItemType, it
         } else {
             t.members_by_item.remove((p, kind as u8, item, c))?;
         }
+        t.pending.forget_roots();
         Ok(())
     };
     if was == member {

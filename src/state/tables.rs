@@ -108,7 +108,35 @@ macro_rules! tables {
             )*
             Ok(out)
         }
+
+        /// Size of every table: what the state file is made of.
+        pub fn table_stats(rtxn: &redb::ReadTransaction) -> Result<Vec<TableSize>, super::StateError> {
+            use redb::ReadableTableMetadata;
+            let mut out = Vec::new();
+            $(
+                let t = rtxn.open_table(defs::$field)?;
+                let s = t.stats()?;
+                out.push(TableSize {
+                    name: stringify!($field),
+                    rows: t.len()?,
+                    stored_bytes: s.stored_bytes(),
+                    page_bytes: (s.leaf_pages() + s.branch_pages()) * 4096,
+                });
+            )*
+            Ok(out)
+        }
     };
+}
+
+/// One table's share of the state file.
+#[derive(Clone, Debug)]
+pub struct TableSize {
+    pub name: &'static str,
+    pub rows: u64,
+    /// Bytes of keys and values.
+    pub stored_bytes: u64,
+    /// Bytes of the pages holding them (4 KiB pages).
+    pub page_bytes: u64,
 }
 
 /// Tables that record how state was ingested rather than what it is.

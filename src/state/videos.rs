@@ -1,10 +1,14 @@
 //! Video and creator registers, and the contribution of each visible video to aggregates.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+use std::collections::hash_map::Entry;
+
+use rustc_hash::FxHashMap;
 
 use redb::ReadableTable;
 
-use super::tables::{SumsRow, Tables};
+use super::tables::{At, SumsRow, Tables};
 use super::{Reg, Result, StateError, campaigns, encode, get_present, get_reg};
 use crate::events::{Counts, CreatorSnapshot, Id, Instant, ItemType, Stamp, VideoSnapshot};
 use crate::time::{Level, quarter_of, unit_of};
@@ -108,7 +112,7 @@ impl Facts {
 
 /// The contribution of a video now: `None` unless it is visible (contract §2.4).
 pub fn observe(t: &Tables, p: Id, video: Id) -> Result<Option<Facts>> {
-    let record = get_present::<_, VideoSnapshot>(&t.videos, (p, video))?;
+    let record = video_reg(t, p, video)?.and_then(|r| r.value);
     observe_record(t, p, video, record.as_ref(), None)
 }
 
@@ -187,14 +191,14 @@ fn contribute(t: &mut Tables, p: Id, f: &Facts, add: bool) -> Result<()> {
     let at = (f.posted.secs, f.posted.nanos);
     let c = &f.counts;
     if add {
-        t.by_posted.insert((p, at.0, at.1, f.video), (c.views, c.likes, c.comments, c.shares, c.saves))?;
+        t.pending.by_posted.insert((p, at.0, at.1, f.video), Some((c.views, c.likes, c.comments, c.shares, c.saves)));
         for m in Metric::ALL {
-            t.by_metric.insert((p, m as u8, !m.of(c), f.video), at)?;
+            t.pending.by_metric.insert((p, m as u8, !m.of(c), f.video), Some(at));
         }
     } else {
-        t.by_posted.remove((p, at.0, at.1, f.video))?;
+        t.pending.by_posted.insert((p, at.0, at.1, f.video), None);
         for m in Metric::ALL {
-            t.by_metric.remove((p, m as u8, !m.of(c), f.video))?;
+            t.pending.by_metric.insert((p, m as u8, !m.of(c), f.video), None);
         }
     }
     median_update(t, p, f.creator, (!c.views, f.video), at, add)?;
@@ -231,11 +235,7 @@ fn contribute_to_campaigns<'a>(
             let pending = &mut t.pending;
             add_sums(entry(&mut pending.campaign, &t.campaign_buckets, (p, root, l, u))?, &sums, add)?;
             add_to(entry(&mut pending.campaign_creators, &t.campaign_creators, (p, root, l, u, f.creator))?, delta)?;
-            if add {
-                t.campaign_top.insert((p, root, l, u, !c.views, f.video), ())?;
-            } else {
-                t.campaign_top.remove((p, root, l, u, !c.views, f.video))?;
-            }
+            pending.campaign_top.insert((p, root, l, u, !c.views, f.video), add.then_some(()));
         }
     }
     Ok(())
@@ -247,11 +247,12 @@ fn contribute_to_campaigns<'a>(
 fn recount(t: &mut Tables, p: Id, old: &Facts, new: &Facts) -> Result<()> {
     let at = (new.posted.secs, new.posted.nanos);
     let (oc, nc) = (&old.counts, &new.counts);
-    t.by_posted.insert((p, at.0, at.1, new.video), (nc.views, nc.likes, nc.comments, nc.shares, nc.saves))?;
+    let pending = &mut t.pending;
+    pending.by_posted.insert((p, at.0, at.1, new.video), Some((nc.views, nc.likes, nc.comments, nc.shares, nc.saves)));
     for m in Metric::ALL {
         if m.of(oc) != m.of(nc) {
-            t.by_metric.remove((p, m as u8, !m.of(oc), new.video))?;
-            t.by_metric.insert((p, m as u8, !m.of(nc), new.video), at)?;
+            pending.by_metric.insert((p, m as u8, !m.of(oc), new.video), None);
+            pending.by_metric.insert((p, m as u8, !m.of(nc), new.video), Some(at));
         }
     }
     let views_changed = oc.views != nc.views;
@@ -274,8 +275,8 @@ fn recount(t: &mut Tables, p: Id, old: &Facts, new: &Facts) -> Result<()> {
         for &root in &new.campaigns {
             replace_sums(entry(&mut t.pending.campaign, &t.campaign_buckets, (p, root, l, u))?, &os, &ns)?;
             if views_changed {
-                t.campaign_top.remove((p, root, l, u, !oc.views, new.video))?;
-                t.campaign_top.insert((p, root, l, u, !nc.views, new.video), ())?;
+                t.pending.campaign_top.insert((p, root, l, u, !oc.views, new.video), None);
+                t.pending.campaign_top.insert((p, root, l, u, !nc.views, new.video), Some(()));
             }
         }
     }
@@ -303,17 +304,45 @@ fn add_to(count: &mut u64, delta: i64) -> Result<()> {
     Ok(())
 }
 
-/// Aggregate rows a write transaction has changed, kept in memory and written back once
-/// by [`Tables::flush`]: the coarse rows (a day, 32 days, a creator's day) are hit by many
-/// events of one batch, so each costs one B-tree read and one write per batch instead of
-/// one of each per event. Sorted maps, so the write-back goes in key order.
+/// Index rows to write (`Some`) or remove (`None`).
+type Staged<K, V> = FxHashMap<K, Option<V>>;
+type CountsRow = (u64, u64, u64, u64, u64);
+type CampaignTopKey = (Id, Id, u8, i64, u64, Id);
+
+/// Rows a write transaction has changed, kept in memory and written back once by
+/// [`Tables::flush`]. The write-back goes in key order, so it touches each B-tree page
+/// once, where the events of a batch hit pages in random order; hash maps until then,
+/// because ingestion touches them per event and sorts only once per batch.
+///
+/// - Aggregate rows: the coarse rows (a day, 32 days, a creator's day) are hit by many
+///   events of one batch, so each costs one B-tree read and one write per batch instead of
+///   one of each per event.
+/// - Index rows that ingestion only writes, never reads (`None` = remove): the last write
+///   of a key in the batch is the one that counts, so an insert and its later removal in
+///   one batch cost nothing.
+/// - Video registers, read through [`video_reg`] so a batch sees its own writes.
+/// - A cache of what campaign memberships resolve to, not written back.
 #[derive(Default)]
 pub struct Pending {
-    project: BTreeMap<(Id, u8, i64), Sums>,
-    creator: BTreeMap<(Id, u8, i64, Id), Sums>,
-    campaign: BTreeMap<(Id, Id, u8, i64), Sums>,
-    hist: BTreeMap<(Id, u8, i64, u64), u64>,
-    campaign_creators: BTreeMap<(Id, Id, u8, i64, Id), u64>,
+    project: FxHashMap<(Id, u8, i64), Sums>,
+    creator: FxHashMap<(Id, u8, i64, Id), Sums>,
+    campaign: FxHashMap<(Id, Id, u8, i64), Sums>,
+    hist: FxHashMap<(Id, u8, i64, u64), u64>,
+    campaign_creators: FxHashMap<(Id, Id, u8, i64, Id), u64>,
+    by_posted: Staged<(Id, i64, u32, Id), CountsRow>,
+    by_metric: Staged<(Id, u8, u64, Id), At>,
+    campaign_top: Staged<CampaignTopKey, ()>,
+    videos: FxHashMap<(Id, Id), Vec<u8>>,
+    /// (project, creator) → root campaigns reached from the creator's memberships, valid
+    /// until a membership or a campaign's visibility changes ([`Pending::forget_roots`]).
+    pub(super) creator_roots: RefCell<FxHashMap<(Id, Id), BTreeSet<Id>>>,
+}
+
+impl Pending {
+    /// Drops cached campaign reachability: memberships or campaigns changed.
+    pub(super) fn forget_roots(&mut self) {
+        self.creator_roots.get_mut().clear();
+    }
 }
 
 /// A stored value as the in-memory form `Pending` keeps.
@@ -346,26 +375,33 @@ impl Cached for u64 {
 
 /// The pending value of a row, loaded from its table the first time it is touched.
 fn entry<'m, K, V>(
-    pending: &'m mut BTreeMap<K::SelfType<'static>, V>,
+    pending: &'m mut FxHashMap<K::SelfType<'static>, V>,
     table: &redb::Table<'_, K, V::Row>,
     key: K::SelfType<'static>,
 ) -> Result<&'m mut V>
 where
     K: redb::Key + 'static,
-    K::SelfType<'static>: Ord + Clone,
+    K::SelfType<'static>: std::hash::Hash + Eq + Clone,
     V: Cached + Default,
 {
     match pending.entry(key) {
-        std::collections::btree_map::Entry::Occupied(e) => Ok(e.into_mut()),
-        std::collections::btree_map::Entry::Vacant(e) => {
+        Entry::Occupied(e) => Ok(e.into_mut()),
+        Entry::Vacant(e) => {
             let v = table.get(e.key().clone())?.map_or_else(V::default, |g| V::load(g.value()));
             Ok(e.insert(v))
         }
     }
 }
 
+/// A map's entries in key order, leaving it empty.
+fn sorted<K: Ord, V>(map: &mut FxHashMap<K, V>) -> Vec<(K, V)> {
+    let mut rows: Vec<(K, V)> = map.drain().collect();
+    rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    rows
+}
+
 fn write_back<K, V>(
-    pending: &mut BTreeMap<K::SelfType<'static>, V>,
+    pending: &mut FxHashMap<K::SelfType<'static>, V>,
     table: &mut redb::Table<'_, K, V::Row>,
 ) -> Result<()>
 where
@@ -373,7 +409,7 @@ where
     K::SelfType<'static>: Ord,
     V: Cached,
 {
-    for (key, v) in std::mem::take(pending) {
+    for (key, v) in sorted(pending) {
         match v.store() {
             Some(row) => table.insert(key, row)?,
             None => table.remove(key)?,
@@ -382,10 +418,35 @@ where
     Ok(())
 }
 
+/// Writes staged index rows: `Some` inserts, `None` removes.
+fn write_staged<K, V>(
+    staged: &mut Staged<K::SelfType<'static>, V::SelfType<'static>>,
+    table: &mut redb::Table<'_, K, V>,
+) -> Result<()>
+where
+    K: redb::Key + 'static,
+    K::SelfType<'static>: Ord,
+    V: redb::Value + 'static,
+{
+    for (key, v) in sorted(staged) {
+        match v {
+            Some(v) => table.insert(key, v)?,
+            None => table.remove(key)?,
+        };
+    }
+    Ok(())
+}
+
 impl Tables<'_> {
-    /// Writes the pending aggregate rows. Every write transaction calls this before it
-    /// commits; readers never see a transaction without it.
+    /// Writes the pending rows. Every write transaction calls this before it commits;
+    /// readers never see a transaction without it.
     pub fn flush(&mut self) -> Result<()> {
+        for (key, reg) in sorted(&mut self.pending.videos) {
+            self.videos.insert(key, reg.as_slice())?;
+        }
+        write_staged(&mut self.pending.by_posted, &mut self.by_posted)?;
+        write_staged(&mut self.pending.by_metric, &mut self.by_metric)?;
+        write_staged(&mut self.pending.campaign_top, &mut self.campaign_top)?;
         write_back(&mut self.pending.project, &mut self.project_buckets)?;
         write_back(&mut self.pending.creator, &mut self.creator_buckets)?;
         write_back(&mut self.pending.campaign, &mut self.campaign_buckets)?;
@@ -476,7 +537,7 @@ fn median_lost() -> StateError {
 
 /// Writes a video register (scrape or removal), keeping every derived row in step.
 pub fn set_video(t: &mut Tables, p: Id, stamp: Stamp, video: Id, snap: Option<&VideoSnapshot>) -> Result<()> {
-    let old = get_reg::<_, VideoSnapshot>(&t.videos, (p, video))?;
+    let old = video_reg(t, p, video)?;
     if old.as_ref().is_some_and(|r| r.stamp >= stamp) {
         return Ok(());
     }
@@ -493,9 +554,17 @@ pub fn set_video(t: &mut Tables, p: Id, stamp: Stamp, video: Id, snap: Option<&V
             t.videos_by_creator.insert((p, c, video), ())?;
         }
     }
-    t.videos.insert((p, video), encode(&Reg { stamp, value: snap }).as_slice())?;
+    t.pending.videos.insert((p, video), encode(&Reg { stamp, value: snap }));
     let after = observe_record(t, p, video, snap, before.as_ref())?;
     move_contribution(t, p, video, before, after)
+}
+
+/// A video's register as this transaction sees it.
+fn video_reg(t: &Tables, p: Id, video: Id) -> Result<Option<Reg<VideoSnapshot>>> {
+    match t.pending.videos.get(&(p, video)) {
+        Some(bytes) => Ok(Some(super::decode(bytes)?)),
+        None => get_reg(&t.videos, (p, video)),
+    }
 }
 
 /// Present video records of a creator, tracked or not.
