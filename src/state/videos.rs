@@ -137,7 +137,12 @@ fn observe_record(
 }
 
 pub fn creator_tracked(t: &Tables, p: Id, creator: Id) -> Result<bool> {
-    Ok(get_present::<_, CreatorSnapshot>(&t.creators, (p, creator))?.is_some())
+    if let Some(&tracked) = t.pending.tracked.borrow().get(&(p, creator)) {
+        return Ok(tracked);
+    }
+    let tracked = get_present::<_, CreatorSnapshot>(&t.creators, (p, creator))?.is_some();
+    t.pending.tracked.borrow_mut().insert((p, creator), tracked);
+    Ok(tracked)
 }
 
 /// Runs `mutate` (a register write), then moves the contribution of each video in
@@ -257,8 +262,7 @@ fn recount(t: &mut Tables, p: Id, old: &Facts, new: &Facts) -> Result<()> {
     }
     let views_changed = oc.views != nc.views;
     if views_changed {
-        median_update(t, p, new.creator, (!oc.views, new.video), at, false)?;
-        median_update(t, p, new.creator, (!nc.views, new.video), at, true)?;
+        median_move(t, p, new.creator, (!oc.views, new.video), (!nc.views, new.video), at)?;
     }
     let (os, ns) = (Sums::of(oc), Sums::of(nc));
     let (old_cell, new_cell) = (hist_cell(oc.views), hist_cell(nc.views));
@@ -321,7 +325,8 @@ type CampaignTopKey = (Id, Id, u8, i64, u64, Id);
 ///   of a key in the batch is the one that counts, so an insert and its later removal in
 ///   one batch cost nothing.
 /// - Video registers, read through [`video_reg`] so a batch sees its own writes.
-/// - A cache of what campaign memberships resolve to, not written back.
+/// - Caches of creators' trackedness and of what campaign memberships resolve to, not
+///   written back.
 #[derive(Default)]
 pub struct Pending {
     project: FxHashMap<(Id, u8, i64), Sums>,
@@ -336,6 +341,8 @@ pub struct Pending {
     /// (project, creator) → root campaigns reached from the creator's memberships, valid
     /// until a membership or a campaign's visibility changes ([`Pending::forget_roots`]).
     pub(super) creator_roots: RefCell<FxHashMap<(Id, Id), BTreeSet<Id>>>,
+    /// (project, creator) → whether the creator is tracked, kept in step by [`set_creator`].
+    tracked: RefCell<FxHashMap<(Id, Id), bool>>,
 }
 
 impl Pending {
@@ -531,6 +538,23 @@ fn median_update(t: &mut Tables, p: Id, creator: Id, x: (u64, Id), at: (i64, u32
     Ok(())
 }
 
+/// Moves one video of a creator from key `x` to key `y` (its views changed). When both
+/// lie on the same side of the median entry, as they mostly do, the median stays put and
+/// only the two `creator_views` rows change.
+fn median_move(t: &mut Tables, p: Id, creator: Id, x: (u64, Id), y: (u64, Id), at: (i64, u32)) -> Result<()> {
+    let cur = t.creator_median.get((p, creator))?.map(|g| g.value());
+    if let Some((_, a, b)) = cur {
+        let m = (a, b);
+        if (x < m && y < m) || (x > m && y > m) {
+            t.creator_views.remove((p, creator, x.0, x.1))?;
+            t.creator_views.insert((p, creator, y.0, y.1), at)?;
+            return Ok(());
+        }
+    }
+    median_update(t, p, creator, x, at, false)?;
+    median_update(t, p, creator, y, at, true)
+}
+
 fn median_lost() -> StateError {
     StateError::Corrupt("creator median cursor lost".into())
 }
@@ -587,6 +611,7 @@ pub fn set_creator(t: &mut Tables, p: Id, stamp: Stamp, creator: Id, snap: Optio
     let now = snap.is_some();
     let write = |t: &mut Tables| -> Result<()> {
         t.creators.insert((p, creator), encode(&Reg { stamp, value: snap }).as_slice())?;
+        t.pending.tracked.get_mut().insert((p, creator), snap.is_some());
         Ok(())
     };
     if was == now {
