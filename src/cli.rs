@@ -60,6 +60,11 @@ pub struct ReplayArgs {
     #[arg(long, env = "GOATVIEW_BATCH_SIZE", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub batch_size: u64,
 
+    /// Leave the file as ingestion left it instead of compacting it at the end (redb keeps
+    /// the pages freed by earlier transactions until the file is compacted).
+    #[arg(long, env = "GOATVIEW_NO_COMPACT")]
+    pub no_compact: bool,
+
     /// Recorded logs, applied in order.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,

@@ -24,6 +24,9 @@ pub enum StoreError {
     /// A transaction could not be committed.
     #[error(transparent)]
     Commit(#[from] redb::CommitError),
+    /// The file could not be compacted.
+    #[error(transparent)]
+    Compact(#[from] redb::CompactionError),
     /// Reading or writing state failed.
     #[error(transparent)]
     State(#[from] StateError),
@@ -116,6 +119,13 @@ impl Store {
             }
         }
         txn.commit()?;
+        Ok(())
+    }
+
+    /// Rewrites the file without the pages earlier transactions freed, so it shrinks to
+    /// the state it holds. Needs the only handle, no reader open: offline use (replay).
+    pub fn compact(&mut self) -> Result<(), StoreError> {
+        self.db.compact()?;
         Ok(())
     }
 

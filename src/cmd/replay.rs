@@ -11,7 +11,7 @@ use crate::ingest::log::{FileSummary, replay_file};
 use crate::store::Store;
 
 pub fn run(args: ReplayArgs, now: Option<Instant>) -> anyhow::Result<()> {
-    let store = Store::open(&args.db.db).with_context(|| format!("opening {}", args.db.db.display()))?;
+    let mut store = Store::open(&args.db.db).with_context(|| format!("opening {}", args.db.db.display()))?;
     let started = WallClock::now();
     let mut total = FileSummary::default();
     for file in &args.files {
@@ -41,5 +41,23 @@ pub fn run(args: ReplayArgs, now: Option<Instant>) -> anyhow::Result<()> {
         secs,
         (total.events + total.dead_letters) as f64 / secs.max(1e-9)
     );
+    if !args.no_compact {
+        let before = file_size(&args.db.db);
+        let started = WallClock::now();
+        store.compact().context("compacting the state file")?;
+        println!(
+            "compacted {}: {:.1} MiB -> {:.1} MiB in {:.2}s",
+            args.db.db.display(),
+            before as f64 / MIB,
+            file_size(&args.db.db) as f64 / MIB,
+            started.elapsed().as_secs_f64()
+        );
+    }
     Ok(())
+}
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+fn file_size(path: &std::path::Path) -> u64 {
+    std::fs::metadata(path).map_or(0, |m| m.len())
 }
