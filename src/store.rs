@@ -24,6 +24,11 @@ pub enum StoreError {
     /// A transaction could not be committed.
     #[error(transparent)]
     Commit(#[from] redb::CommitError),
+    /// The file holds state in a layout this build does not read.
+    #[error(
+        "the state file was written by an incompatible goatview (state format {found}, this build reads {STATE_FORMAT}); replay the logs into a new file"
+    )]
+    Format { found: String },
     /// The file could not be compacted.
     #[error(transparent)]
     Compact(#[from] redb::CompactionError),
@@ -77,6 +82,10 @@ impl Batch {
 }
 
 pub const EVENTS_APPLIED: &str = "events_applied";
+/// Counter holding the layout version of the state tables.
+pub const FORMAT: &str = "state_format";
+/// Bumped whenever stored keys or values change meaning (2: hour buckets).
+pub const STATE_FORMAT: u64 = 2;
 pub const DEAD_LETTERS: &str = "dead_letters";
 
 /// The engine's state file.
@@ -90,7 +99,19 @@ impl Store {
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         let db = Database::create(path)?;
         let txn = db.begin_write()?;
-        Tables::open(&txn)?;
+        {
+            let mut t = Tables::open(&txn)?;
+            let format = t.counters.get(FORMAT)?.map(|g| g.value());
+            let used = t.counters.get(EVENTS_APPLIED)?.is_some() || t.counters.get(DEAD_LETTERS)?.is_some();
+            match format {
+                Some(STATE_FORMAT) => {}
+                Some(found) => return Err(StoreError::Format { found: found.to_string() }),
+                None if used => return Err(StoreError::Format { found: "1 or none".into() }),
+                None => {
+                    t.counters.insert(FORMAT, STATE_FORMAT)?;
+                }
+            }
+        }
         txn.commit()?;
         Ok(Store { db })
     }

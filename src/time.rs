@@ -12,22 +12,28 @@ use crate::events::Instant;
 /// Seconds in one quarter-hour bucket.
 pub const QUARTER_SECS: i64 = 900;
 
-/// Bucket levels, finest first; each unit is an aligned multiple of the previous one.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+/// Bucket levels; each unit is an aligned multiple of the next finer one. The number is
+/// the level's id in stored keys, so it never changes; `ALL` gives the order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub enum Level {
     Quarter = 0,
     Day = 1,
     Block = 2,
+    /// Added after the others: it halves the units at the edges of a period in a zone
+    /// whose days start off a UTC day (up to 2 × 95 quarters become 2 × (3 + 23)).
+    Hour = 3,
 }
 
 impl Level {
-    pub const ALL: [Level; 3] = [Level::Quarter, Level::Day, Level::Block];
+    /// Finest first.
+    pub const ALL: [Level; 4] = [Level::Quarter, Level::Hour, Level::Day, Level::Block];
 
-    /// Width of one unit, in quarters (a UTC day; 32 UTC days).
+    /// Width of one unit, in quarters (an hour; a UTC day; 32 UTC days).
     pub const fn quarters(self) -> i64 {
         match self {
             Level::Quarter => 1,
+            Level::Hour => 4,
             Level::Day => 96,
             Level::Block => 96 * 32,
         }
@@ -58,6 +64,53 @@ pub fn decompose(mut start: i64, end: i64) -> Vec<(Level, i64)> {
         start += level.quarters();
     }
     out
+}
+
+/// How to read the quarters `[start, end)` so that every row read lies in one local hour
+/// of `tz`: runs `(level, first unit, end unit)` of hour units where the zone is on a
+/// whole-hour offset for the whole hour, of quarters elsewhere (the edges, and zones such
+/// as Asia/Kolkata). In time order; each run is one range scan.
+pub fn local_hour_spans(tz: Tz, start: i64, end: i64) -> Vec<(Level, i64, i64)> {
+    let mut out: Vec<(Level, i64, i64)> = Vec::new();
+    let mut push = |level: Level, a: i64, b: i64| {
+        if a >= b {
+            return;
+        }
+        match out.last_mut() {
+            Some((l, _, e)) if *l == level && *e == a => *e = b,
+            _ => out.push((level, a, b)),
+        }
+    };
+    let (h0, h1) = ((start + 3).div_euclid(4), end.div_euclid(4));
+    if h0 >= h1 {
+        push(Level::Quarter, start, end);
+        return out;
+    }
+    push(Level::Quarter, start, h0 * 4);
+    for h in h0..h1 {
+        if whole_hour(tz, h * 4) {
+            push(Level::Hour, h, h + 1);
+        } else {
+            push(Level::Quarter, h * 4, h * 4 + 4);
+        }
+    }
+    push(Level::Quarter, h1 * 4, end);
+    out
+}
+
+/// Whether the UTC hour starting at quarter `q` is one local hour of `tz`: the offset is a
+/// whole number of hours at its first and its last quarter (a change between them would
+/// need two within 45 minutes).
+fn whole_hour(tz: Tz, q: i64) -> bool {
+    use chrono::Offset;
+    let offset = |q: i64| {
+        DateTime::from_timestamp(q * QUARTER_SECS, 0)
+            .map(|t| tz.offset_from_utc_datetime(&t.naive_utc()).fix().local_minus_utc())
+    };
+    match (offset(q), offset(q + 3)) {
+        (Some(a), Some(b)) => a == b && a % 3600 == 0,
+        _ => false,
+    }
 }
 
 /// The first instant of local day `d` in `tz`: local midnight, or on a day whose midnight
@@ -131,7 +184,39 @@ mod tests {
                 covered += l.quarters();
             }
             assert_eq!(covered, e.max(s));
-            assert!(parts.len() <= 2 * (95 + 31) + ((e - s) / Level::Block.quarters()) as usize + 2);
+            assert!(parts.len() <= 2 * (3 + 23 + 31) + ((e - s) / Level::Block.quarters()) as usize + 2);
+        }
+    }
+
+    #[test]
+    fn local_hour_spans_cover_exactly_in_local_hours() {
+        let start = quarter_of(Instant { secs: 1_772_000_000, nanos: 0 }) + 2; // off an hour
+        for zone in ["America/New_York", "Asia/Kolkata", "Australia/Lord_Howe", "Asia/Kathmandu", "UTC"] {
+            let tz: Tz = zone.parse().unwrap();
+            // 400 days: through both DST changes of every zone above.
+            let end = start + 96 * 400 + 1;
+            let spans = local_hour_spans(tz, start, end);
+            let mut covered = start;
+            let mut hours = 0;
+            for &(l, a, b) in &spans {
+                assert_eq!(a * l.quarters(), covered, "{zone}: contiguous");
+                for u in a..b {
+                    let first = Instant { secs: u * l.quarters() * QUARTER_SECS, nanos: 0 };
+                    let last = Instant { secs: ((u + 1) * l.quarters() - 1) * QUARTER_SECS, nanos: 0 };
+                    assert_eq!(local_dow_hour(tz, first), local_dow_hour(tz, last), "{zone}: one local hour");
+                    assert_eq!(local_date(tz, first), local_date(tz, last), "{zone}: one local day");
+                }
+                hours += if l == Level::Hour { b - a } else { 0 };
+                covered = b * l.quarters();
+            }
+            assert_eq!(covered, end, "{zone}");
+            assert!(spans.len() <= 12, "{zone}: {} spans", spans.len());
+            match zone {
+                "Asia/Kolkata" | "Asia/Kathmandu" => assert_eq!(hours, 0, "{zone}"),
+                // +10:30 in its winter, +11 in its summer.
+                "Australia/Lord_Howe" => assert!((24 * 150..24 * 250).contains(&hours), "{zone}: {hours}"),
+                _ => assert!(hours > 24 * 390, "{zone}: {hours} hour units"),
+            }
         }
     }
 

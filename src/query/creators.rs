@@ -8,7 +8,7 @@ use super::*;
 use crate::events::{Goal, GoalMetric, id_to_string};
 use crate::state::videos::Sums;
 use crate::state::{Reg, decode};
-use crate::time::{Level, Period, local_date};
+use crate::time::{Period, local_date, local_hour_spans};
 
 /// Every tracked creator ranked by views in the period.
 pub fn creator_leaderboard(
@@ -65,7 +65,8 @@ fn period_days(rtxn: &ReadTransaction, p: &ProjectView, r: &DateRange, now: Inst
     Ok(Some((to - from).num_days() + 1))
 }
 
-/// Posts per creator and local day, from quarter-hour buckets in the effective zone.
+/// Posts per creator and local day, from hour and quarter-hour buckets that each lie in one
+/// local day of the effective zone.
 pub fn posting_consistency(
     rtxn: &ReadTransaction,
     p: &ProjectView,
@@ -75,13 +76,15 @@ pub fn posting_consistency(
     let Some((lo, hi)) = posted_quarters(rtxn, p.id)? else { return Ok(Vec::new()) };
     let (s, e) = period.quarters(lo, hi);
     let t = rtxn.open_table(defs::creator_buckets)?;
-    let l = Level::Quarter as u8;
     let mut days: BTreeMap<(Id, chrono::NaiveDate), u64> = BTreeMap::new();
-    for entry in t.range((p.id, l, s, ID_MIN)..(p.id, l, e.max(s), ID_MIN))? {
-        let (k, v) = entry?;
-        let (_, _, quarter, creator) = k.value();
-        let day = local_date(q.tz, Instant { secs: quarter * crate::time::QUARTER_SECS, nanos: 0 });
-        *days.entry((creator, day)).or_default() += v.value().0;
+    for (level, a, b) in local_hour_spans(q.tz, s, e) {
+        let l = level as u8;
+        for entry in t.range((p.id, l, a, ID_MIN)..(p.id, l, b, ID_MIN))? {
+            let (k, v) = entry?;
+            let (_, _, unit, creator) = k.value();
+            let day = local_date(q.tz, Instant { secs: unit * level.quarters() * crate::time::QUARTER_SECS, nanos: 0 });
+            *days.entry((creator, day)).or_default() += v.value().0;
+        }
     }
     Ok(days
         .into_iter()

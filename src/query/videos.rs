@@ -7,7 +7,7 @@ use redb::{ReadTransaction, ReadableTable};
 
 use super::*;
 use crate::state::videos::{Metric, hist_cell_high};
-use crate::time::{Level, Period, local_dow_hour};
+use crate::time::{Period, local_dow_hour, local_hour_spans};
 
 fn period(p: &ProjectView, r: &DateRange) -> Period {
     Period::days(p.tz, r.from, r.to)
@@ -119,22 +119,24 @@ pub(crate) fn missing() -> crate::state::StateError {
     crate::state::StateError::Corrupt("aggregate row without a visible record".into())
 }
 
-/// Post counts and mean views by local (day of week, hour), from quarter-hour buckets.
+/// Post counts and mean views by local (day of week, hour), from hour and quarter-hour
+/// buckets that each lie in one local hour.
 pub fn posting_heatmap(rtxn: &ReadTransaction, p: &ProjectView, q: &HeatmapParams) -> Result<Vec<HeatmapCell>> {
     let period = Period::days(q.tz, q.range.from, q.range.to);
     let Some((lo, hi)) = posted_quarters(rtxn, p.id)? else { return Ok(Vec::new()) };
     let (s, e) = period.quarters(lo, hi);
     let t = rtxn.open_table(defs::project_buckets)?;
     let mut cells: BTreeMap<(u32, u32), (u64, u128)> = BTreeMap::new();
-    let l = Level::Quarter as u8;
-    for entry in t.range((p.id, l, s)..(p.id, l, e.max(s)))? {
-        let (k, v) = entry?;
-        let quarter = k.value().2;
-        let at = Instant { secs: quarter * crate::time::QUARTER_SECS, nanos: 0 };
-        let sums = crate::state::videos::Sums::from_row(v.value());
-        let cell = cells.entry(local_dow_hour(q.tz, at)).or_default();
-        cell.0 += sums.posts;
-        cell.1 += sums.views;
+    for (level, a, b) in local_hour_spans(q.tz, s, e) {
+        let l = level as u8;
+        for entry in t.range((p.id, l, a)..(p.id, l, b))? {
+            let (k, v) = entry?;
+            let at = Instant { secs: k.value().2 * level.quarters() * crate::time::QUARTER_SECS, nanos: 0 };
+            let sums = crate::state::videos::Sums::from_row(v.value());
+            let cell = cells.entry(local_dow_hour(q.tz, at)).or_default();
+            cell.0 += sums.posts;
+            cell.1 += sums.views;
+        }
     }
     Ok(cells
         .into_iter()
