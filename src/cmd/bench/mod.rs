@@ -1,0 +1,217 @@
+//! `goatview bench`: ingest throughput and HTTP query latency, measured on this machine.
+//!
+//! - `ingest` generates a log (or takes one), replays it into a fresh state file through the
+//!   same `replay_file` path as `goatview replay`, and prints throughput, peak RSS and sizes.
+//! - `query` is a closed-loop HTTP load generator over real loopback sockets: each of
+//!   `--concurrency` clients keeps one connection alive and sends the next request of a
+//!   fixed, realistic parameter mix as soon as the last answer is read. Latencies go to one
+//!   HDR histogram per endpoint and period. It speaks to goatview or to any server that
+//!   answers the same paths (the PostgreSQL baseline), so two `--json` outputs compare.
+//! - `compare` prints two `--json` outputs side by side.
+//!
+//! The HTTP client is a minimal HTTP/1.1 one over `tokio::net::TcpStream` (keep-alive,
+//! `Content-Length` and chunked bodies): hyper's client half is not compiled into this crate
+//! and tokio's `io-util` is off, so this costs no new dependency.
+//!
+//! Layout: this file holds the arguments, `run` and the machine/RSS helpers; `ingest`
+//! the replay benchmark; `query` the request mix, load loop, tables and `compare`;
+//! `http` the client.
+
+pub mod http;
+pub mod ingest;
+pub mod query;
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+use crate::events::Instant;
+
+/// `goatview bench`: measure ingest and query performance.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub command: BenchCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Generate a log (or take one), replay it into a fresh state file, print throughput,
+    /// peak RSS and sizes.
+    Ingest(IngestArgs),
+    /// Load an HTTP API with a realistic request mix; print latency per endpoint.
+    Query(QueryArgs),
+    /// Print two `bench query --json` outputs side by side, per endpoint, with ratios B/A.
+    Compare(CompareArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// Size of the generated log: tiny, test, demo, s, m or l.
+    #[arg(long, env = "GOATVIEW_BENCH_SCALE", default_value = "s")]
+    pub scale: String,
+
+    /// Seed of the generated log.
+    #[arg(long, env = "GOATVIEW_BENCH_SEED", default_value_t = 1)]
+    pub seed: u64,
+
+    /// Replay this log instead of generating one (`--scale`/`--seed` then only matter for
+    /// `--print-key`). Not `--log`, which is the global tracing filter.
+    #[arg(long, env = "GOATVIEW_BENCH_LOG_FILE")]
+    pub log_file: Option<PathBuf>,
+
+    /// Keep the state file here (must not exist yet); a temporary file otherwise.
+    #[arg(long, env = "GOATVIEW_BENCH_DB")]
+    pub db: Option<PathBuf>,
+
+    /// Lines per write transaction.
+    #[arg(long, env = "GOATVIEW_BENCH_BATCH_SIZE", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub batch_size: u64,
+
+    /// Also print an API key and the id of the largest visible project it can read.
+    #[arg(long, env = "GOATVIEW_BENCH_PRINT_KEY")]
+    pub print_key: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// Base URL of the server (`http://host:port`, optionally with a path prefix); the
+    /// endpoints are `<url>/api/v1/analytics/aggregate/<endpoint>`.
+    #[arg(long, env = "GOATVIEW_BENCH_URL", default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+
+    /// API key sent as `Authorization: Bearer`; none for servers without auth.
+    #[arg(long, env = "GOATVIEW_BENCH_KEY", hide_env_values = true)]
+    pub key: Option<String>,
+
+    /// The project every request reads.
+    #[arg(long, env = "GOATVIEW_BENCH_PROJECT")]
+    pub project: String,
+
+    /// Concurrent clients (one keep-alive connection each), one measured run per value.
+    #[arg(long, env = "GOATVIEW_BENCH_CONCURRENCY", value_delimiter = ',', default_value = "1,8")]
+    pub concurrency: Vec<usize>,
+
+    /// Stop a run after this many requests (all endpoints together).
+    #[arg(long, env = "GOATVIEW_BENCH_REQUESTS")]
+    pub requests: Option<u64>,
+
+    /// Stop a run after this many seconds.
+    #[arg(long, env = "GOATVIEW_BENCH_DURATION", default_value_t = 20.0)]
+    pub duration: f64,
+
+    /// A label for this run in the JSON output (e.g. `goatview` or `postgres`).
+    #[arg(long, env = "GOATVIEW_BENCH_LABEL", default_value = "")]
+    pub label: String,
+
+    /// Also write the figures as JSON Lines here, for `bench compare`.
+    #[arg(long, env = "GOATVIEW_BENCH_JSON")]
+    pub json: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The reference run (`bench query --json`).
+    pub a: PathBuf,
+    /// The run compared with it; ratios are B/A.
+    pub b: PathBuf,
+}
+
+pub fn run(args: BenchArgs, now: Option<Instant>) -> anyhow::Result<()> {
+    match args.command {
+        BenchCommand::Ingest(args) => ingest::ingest(args, now),
+        BenchCommand::Query(args) => {
+            // One thread: the client takes at most one of the cores it shares with the server.
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            rt.block_on(query::query(args, now))
+        }
+        BenchCommand::Compare(args) => {
+            let a = query::read_rows(&args.a)?;
+            let b = query::read_rows(&args.b)?;
+            print!("{}", query::compare_table(&a, &b));
+            Ok(())
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Machine
+// ---------------------------------------------------------------------------
+
+/// What the figures were measured on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Machine {
+    pub cpus: usize,
+    pub cpu_model: String,
+    pub mem_total_kib: u64,
+}
+
+impl Machine {
+    pub fn detect() -> Machine {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+        Machine {
+            cpus,
+            cpu_model: proc_field(&cpuinfo, "model name").unwrap_or("unknown").to_owned(),
+            mem_total_kib: proc_kib(&meminfo, "MemTotal").unwrap_or(0),
+        }
+    }
+}
+
+impl std::fmt::Display for Machine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} CPUs ({}), {:.1} GiB RAM", self.cpus, self.cpu_model, self.mem_total_kib as f64 / 1048576.0)
+    }
+}
+
+/// The value of the first `name: value` line of a /proc file.
+fn proc_field<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+    text.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        (k.trim() == name).then(|| v.trim())
+    })
+}
+
+/// A `name: N kB` field of a /proc file.
+fn proc_kib(text: &str, name: &str) -> Option<u64> {
+    proc_field(text, name)?.trim_end_matches("kB").trim().parse().ok()
+}
+
+/// Peak resident set size of this process (`VmHWM`), in KiB.
+pub fn peak_rss_kib() -> Option<u64> {
+    proc_kib(&std::fs::read_to_string("/proc/self/status").ok()?, "VmHWM")
+}
+
+/// Resets `VmHWM` to the current RSS (Linux `clear_refs` value 5), so that the peak of
+/// what follows is not the generator's.
+fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+/// The 1, 5 and 15 minute load averages: other work on the machine skews every figure.
+fn load_average() -> String {
+    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    text.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+}
+
+fn command_line() -> String {
+    std::env::args().collect::<Vec<_>>().join(" ")
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / 1048576.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_fields_parse() {
+        let status = "Name:\tgoatview\nVmHWM:\t  123456 kB\nVmRSS:\t 1 kB\n";
+        assert_eq!(proc_kib(status, "VmHWM"), Some(123456));
+        assert_eq!(proc_field("model name\t: Some CPU @ 2GHz\n", "model name"), Some("Some CPU @ 2GHz"));
+        assert!(peak_rss_kib().is_some_and(|k| k > 0));
+    }
+}
