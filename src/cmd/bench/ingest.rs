@@ -38,20 +38,7 @@ fn ingest_in(args: &IngestArgs, cfg: &GenConfig, tmp: &Path) -> anyhow::Result<(
         }
         None => {
             let log = tmp.join("events.ndjson");
-            let file = std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
-            let started = WallClock::now();
-            let stats = generate_to(cfg, BufWriter::with_capacity(1 << 20, file))?;
-            println!(
-                "generated: scale {} seed {} now {}: {} lines ({} events, {} duplicates, {} invalid) in {:.1}s",
-                cfg.scale,
-                cfg.seed,
-                cfg.now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                stats.lines,
-                stats.events,
-                stats.duplicates,
-                stats.invalid,
-                started.elapsed().as_secs_f64()
-            );
+            let stats = generate_log(cfg, &log)?;
             (log, Some(stats))
         }
     };
@@ -114,6 +101,25 @@ fn ingest_in(args: &IngestArgs, cfg: &GenConfig, tmp: &Path) -> anyhow::Result<(
         );
     }
     Ok(())
+}
+
+/// Writes the log of `cfg` to `log` and prints what it holds and how long it took.
+pub(super) fn generate_log(cfg: &GenConfig, log: &Path) -> anyhow::Result<GenStats> {
+    let file = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+    let started = WallClock::now();
+    let stats = generate_to(cfg, BufWriter::with_capacity(1 << 20, file))?;
+    println!(
+        "generated: scale {} seed {} now {}: {} lines ({} events, {} duplicates, {} invalid) in {:.1}s",
+        cfg.scale,
+        cfg.seed,
+        cfg.now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        stats.lines,
+        stats.events,
+        stats.duplicates,
+        stats.invalid,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(stats)
 }
 
 /// Events/s over the last half of the log, from the `(seconds, bytes)` after each batch.

@@ -8,6 +8,8 @@
 //!   HDR histogram per endpoint and period. It speaks to goatview or to any server that
 //!   answers the same paths (the PostgreSQL baseline), so two `--json` outputs compare.
 //! - `compare` prints two `--json` outputs side by side.
+//! - `kafka` publishes a log to fresh topics on a real broker, then times the consumer of
+//!   `serve --brokers` reading it all into a fresh state file.
 //!
 //! The HTTP client is a minimal HTTP/1.1 one over `tokio::net::TcpStream` (keep-alive,
 //! `Content-Length` and chunked bodies): hyper's client half is not compiled into this crate
@@ -15,10 +17,11 @@
 //!
 //! Layout: this file holds the arguments, `run` and the machine/RSS helpers; `ingest`
 //! the replay benchmark; `query` the request mix, load loop, tables and `compare`;
-//! `http` the client.
+//! `http` the client; `kafka` the broker benchmark.
 
 pub mod http;
 pub mod ingest;
+pub mod kafka;
 pub mod query;
 
 use std::path::PathBuf;
@@ -43,6 +46,54 @@ pub enum BenchCommand {
     Query(QueryArgs),
     /// Print two `bench query --json` outputs side by side, per endpoint, with ratios B/A.
     Compare(CompareArgs),
+    /// Publish a log to fresh topics on a real broker, then time the consumer of `serve
+    /// --brokers` reading it all into a fresh state file.
+    Kafka(KafkaBenchArgs),
+}
+
+/// Where the log comes from: generated, or `--log-file`.
+#[derive(Debug, Args)]
+pub struct LogSource {
+    /// Size of the generated log: tiny, test, demo, s, m or l.
+    #[arg(long, env = "GOATVIEW_BENCH_SCALE", default_value = "s")]
+    pub scale: String,
+
+    /// Seed of the generated log.
+    #[arg(long, env = "GOATVIEW_BENCH_SEED", default_value_t = 1)]
+    pub seed: u64,
+
+    /// Publish this log instead of generating one. Not `--log`, which is the global
+    /// tracing filter.
+    #[arg(long, env = "GOATVIEW_BENCH_LOG_FILE")]
+    pub log_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct KafkaBenchArgs {
+    /// Kafka bootstrap servers (`host:port,...`). Its own variable, not
+    /// `GOATVIEW_KAFKA_BROKERS`, so that a bench never creates topics on a broker by accident.
+    #[arg(long, env = "GOATVIEW_BENCH_BROKERS")]
+    pub brokers: String,
+
+    #[command(flatten)]
+    pub source: LogSource,
+
+    /// Partitions of each of the four source topics (their DLQ topics get 1).
+    #[arg(long, env = "GOATVIEW_BENCH_PARTITIONS", default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..))]
+    pub partitions: i32,
+
+    /// Start of the topic names; `-<pid>-<nanos>-<topic>` makes them unique. They are
+    /// deleted at the end.
+    #[arg(long, env = "GOATVIEW_BENCH_TOPIC_PREFIX", default_value = "gvbench")]
+    pub topic_prefix: String,
+
+    /// Keep the state file here (must not exist yet); a temporary file otherwise.
+    #[arg(long, env = "GOATVIEW_BENCH_DB")]
+    pub db: Option<PathBuf>,
+
+    /// Give up when the consumer has not caught up after this many seconds.
+    #[arg(long, env = "GOATVIEW_BENCH_TIMEOUT", default_value_t = 1800.0)]
+    pub timeout: f64,
 }
 
 #[derive(Debug, Args)]
@@ -125,6 +176,7 @@ pub fn run(args: BenchArgs, now: Option<Instant>) -> anyhow::Result<()> {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             rt.block_on(query::query(args, now))
         }
+        BenchCommand::Kafka(args) => multi_thread()?.block_on(kafka::kafka(args, now)),
         BenchCommand::Compare(args) => {
             let a = query::read_rows(&args.a)?;
             let b = query::read_rows(&args.b)?;
@@ -132,6 +184,12 @@ pub fn run(args: BenchArgs, now: Option<Instant>) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// The runtime of the Kafka benches: the consumer takes a blocking thread of its own,
+/// the API and the measurer share the workers (one per core).
+fn multi_thread() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()
 }
 
 // ---------------------------------------------------------------------------
