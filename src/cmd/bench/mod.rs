@@ -10,6 +10,8 @@
 //! - `compare` prints two `--json` outputs side by side.
 //! - `kafka` publishes a log to fresh topics on a real broker, then times the consumer of
 //!   `serve --brokers` reading it all into a fresh state file.
+//! - `freshness` measures event → visible in the HTTP API while a background producer
+//!   keeps the consumer busy at a steady rate.
 //!
 //! The HTTP client is a minimal HTTP/1.1 one over `tokio::net::TcpStream` (keep-alive,
 //! `Content-Length` and chunked bodies): hyper's client half is not compiled into this crate
@@ -17,8 +19,10 @@
 //!
 //! Layout: this file holds the arguments, `run` and the machine/RSS helpers; `ingest`
 //! the replay benchmark; `query` the request mix, load loop, tables and `compare`;
-//! `http` the client; `kafka` the broker benchmark.
+//! `http` the client; `kafka` the broker benchmark and the topic helpers `freshness`
+//! shares.
 
+pub mod freshness;
 pub mod http;
 pub mod ingest;
 pub mod kafka;
@@ -49,6 +53,8 @@ pub enum BenchCommand {
     /// Publish a log to fresh topics on a real broker, then time the consumer of `serve
     /// --brokers` reading it all into a fresh state file.
     Kafka(KafkaBenchArgs),
+    /// Measure event → visible in the HTTP API (p50/p99/max) under a steady Kafka load.
+    Freshness(FreshnessArgs),
 }
 
 /// Where the log comes from: generated, or `--log-file`.
@@ -94,6 +100,40 @@ pub struct KafkaBenchArgs {
     /// Give up when the consumer has not caught up after this many seconds.
     #[arg(long, env = "GOATVIEW_BENCH_TIMEOUT", default_value_t = 1800.0)]
     pub timeout: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct FreshnessArgs {
+    /// Kafka bootstrap servers (`host:port,...`). Its own variable, not
+    /// `GOATVIEW_KAFKA_BROKERS`, so that a bench never creates topics on a broker by accident.
+    #[arg(long, env = "GOATVIEW_BENCH_BROKERS")]
+    pub brokers: String,
+
+    #[command(flatten)]
+    pub source: LogSource,
+
+    /// Partitions of each of the four source topics (their DLQ topics get 1).
+    #[arg(long, env = "GOATVIEW_BENCH_PARTITIONS", default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..))]
+    pub partitions: i32,
+
+    /// Start of the topic names; `-<pid>-<nanos>-<topic>` makes them unique. They are
+    /// deleted at the end.
+    #[arg(long, env = "GOATVIEW_BENCH_TOPIC_PREFIX", default_value = "gvbench")]
+    pub topic_prefix: String,
+
+    /// Background load: the log's lines published at this many events per second (paced;
+    /// the log starts over when it ends). 0 for none.
+    #[arg(long, env = "GOATVIEW_BENCH_RATE", default_value_t = 20_000.0)]
+    pub rate: f64,
+
+    /// Milliseconds between two probes (one probe is in flight at a time, so a slow one
+    /// delays the next).
+    #[arg(long, env = "GOATVIEW_BENCH_PROBE_INTERVAL", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    pub probe_interval: u64,
+
+    /// Seconds of measurement (probes and load).
+    #[arg(long, env = "GOATVIEW_BENCH_DURATION", default_value_t = 60.0)]
+    pub duration: f64,
 }
 
 #[derive(Debug, Args)]
@@ -177,6 +217,7 @@ pub fn run(args: BenchArgs, now: Option<Instant>) -> anyhow::Result<()> {
             rt.block_on(query::query(args, now))
         }
         BenchCommand::Kafka(args) => multi_thread()?.block_on(kafka::kafka(args, now)),
+        BenchCommand::Freshness(args) => multi_thread()?.block_on(freshness::freshness(args, now)),
         BenchCommand::Compare(args) => {
             let a = query::read_rows(&args.a)?;
             let b = query::read_rows(&args.b)?;
