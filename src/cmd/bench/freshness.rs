@@ -53,6 +53,43 @@ pub fn wait_for_next(rate: f64, sent: u64, elapsed: Duration) -> Duration {
     Duration::from_secs_f64((next_at - elapsed.as_secs_f64()).max(0.0))
 }
 
+/// Width of the windows of the freshness-over-time table, in seconds.
+const WINDOW_SECS: f64 = 10.0;
+
+/// Probes that were produced in one window of the run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Window {
+    /// Seconds from the start of the run to the window's start.
+    pub start: f64,
+    pub probes: usize,
+    /// Nearest-rank median and largest freshness, in microseconds.
+    pub p50_us: u64,
+    pub max_us: u64,
+    /// Largest of the `extra` values seen in the window (the consumer's lag).
+    pub max_extra: u64,
+}
+
+/// Groups `(seconds since start, freshness µs, extra)` samples into windows of `width`
+/// seconds, in order; windows without samples are left out.
+pub fn windows(samples: &[(f64, u64, u64)], width: f64) -> Vec<Window> {
+    let mut by: std::collections::BTreeMap<u64, Vec<(u64, u64)>> = std::collections::BTreeMap::new();
+    for &(t, us, extra) in samples {
+        by.entry((t.max(0.0) / width).floor() as u64).or_default().push((us, extra));
+    }
+    by.into_iter()
+        .map(|(i, mut v)| {
+            v.sort_unstable();
+            Window {
+                start: i as f64 * width,
+                probes: v.len(),
+                p50_us: v[v.len().div_ceil(2) - 1].0,
+                max_us: v[v.len() - 1].0,
+                max_extra: v.iter().map(|x| x.1).max().unwrap_or(0),
+            }
+        })
+        .collect()
+}
+
 /// The probe project: ids, the API key and the events that set it up.
 #[derive(Clone, Debug)]
 pub struct Probe {
@@ -325,6 +362,7 @@ async fn measure(
     };
 
     let mut hist = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3).expect("valid bounds");
+    let mut samples: Vec<(f64, u64, u64)> = Vec::new();
     let (mut n, mut lost, mut polls, mut errors) = (0u64, 0u64, 0u64, 0u64);
     let mut first_error: Option<String> = None;
     let mut max_stats_lag = 0u64;
@@ -361,6 +399,8 @@ async fn measure(
             if seen.is_some_and(|v| v >= n) {
                 let micros = produced.elapsed().as_micros().max(1) as u64;
                 let _ = hist.record(micros.min(hist.high()));
+                let at = produced.duration_since(started).as_secs_f64();
+                samples.push((at, micros, stats.lag.load(Ordering::Relaxed)));
                 break;
             }
             if produced.elapsed() > PROBE_TIMEOUT {
@@ -432,6 +472,20 @@ async fn measure(
             hist.max() as f64 / 1000.0
         );
     }
+    if samples.len() > 1 {
+        println!("by {WINDOW_SECS:.0} s window of produce time (lag: largest in the consumer's 5 s statistics):");
+        println!("  {:>7} {:>7} {:>10} {:>10} {:>10}", "from s", "probes", "p50 ms", "max ms", "lag");
+        for w in windows(&samples, WINDOW_SECS) {
+            println!(
+                "  {:>7.0} {:>7} {:>10.1} {:>10.1} {:>10}",
+                w.start,
+                w.probes,
+                w.p50_us as f64 / 1000.0,
+                w.max_us as f64 / 1000.0,
+                w.max_extra
+            );
+        }
+    }
     println!(
         "lag:       {lag_at_end} messages behind the high watermarks when the load stopped ({}); \
          largest lag in the consumer's statistics during the run: {max_stats_lag}",
@@ -476,6 +530,18 @@ mod tests {
         assert_eq!(ids.len(), events.len());
         assert!(p.key.starts_with("gv_") && p.key.len() == 35, "{}", p.key);
         assert!(at(1) < at(2) && at(999) < at(1000), "{} {}", at(999), at(1000));
+    }
+
+    #[test]
+    fn windows_group_by_produce_time() {
+        let samples = [(0.5, 300, 1), (9.9, 100, 7), (3.0, 200, 2), (25.0, 50, 0)];
+        let w = windows(&samples, 10.0);
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert_eq!(w[0], Window { start: 0.0, probes: 3, p50_us: 200, max_us: 300, max_extra: 7 });
+        assert_eq!(w[1], Window { start: 20.0, probes: 1, p50_us: 50, max_us: 50, max_extra: 0 });
+        // Nearest rank: the median of two is the smaller.
+        assert_eq!(windows(&[(1.0, 10, 0), (2.0, 20, 0)], 10.0)[0].p50_us, 10);
+        assert!(windows(&[], 10.0).is_empty());
     }
 
     #[test]
