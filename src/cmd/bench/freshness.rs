@@ -46,11 +46,18 @@ pub fn due(rate: f64, elapsed: Duration) -> u64 {
     (rate * elapsed.as_secs_f64()).floor() as u64
 }
 
+/// Longest single wait of the paced producer, so that it sees a stop promptly.
+const MAX_WAIT: Duration = Duration::from_millis(100);
+
 /// How long to wait, `elapsed` after the start with `sent` events sent, until the next
-/// one is due at `rate` per second; zero when it already is.
+/// one is due at `rate` per second; zero when it already is, at most [`MAX_WAIT`] (also
+/// when nothing is ever due, at a rate of 0).
 pub fn wait_for_next(rate: f64, sent: u64, elapsed: Duration) -> Duration {
-    let next_at = (sent + 1) as f64 / rate;
-    Duration::from_secs_f64((next_at - elapsed.as_secs_f64()).max(0.0))
+    if rate <= 0.0 {
+        return MAX_WAIT;
+    }
+    let wait = (sent + 1) as f64 / rate - elapsed.as_secs_f64();
+    if wait >= MAX_WAIT.as_secs_f64() { MAX_WAIT } else { Duration::from_secs_f64(wait.max(0.0)) }
 }
 
 /// Width of the windows of the freshness-over-time table, in seconds.
@@ -511,8 +518,11 @@ mod tests {
         assert_eq!(due(20_000.0, Duration::from_secs(3)), 60_000);
         assert_eq!(due(0.0, Duration::from_secs(3)), 0);
         // 10/s: the 6th event (index 5) is due at 0.6 s.
-        assert_eq!(wait_for_next(10.0, 5, Duration::from_millis(450)), Duration::from_millis(150));
+        assert_eq!(wait_for_next(10.0, 5, Duration::from_millis(550)), Duration::from_millis(50));
         assert_eq!(wait_for_next(10.0, 5, Duration::from_millis(700)), Duration::ZERO);
+        // Long waits are cut short so that a stop is seen; no load at all waits too.
+        assert_eq!(wait_for_next(0.5, 0, Duration::ZERO), MAX_WAIT);
+        assert_eq!(wait_for_next(0.0, 0, Duration::from_secs(1)), MAX_WAIT);
     }
 
     #[test]
