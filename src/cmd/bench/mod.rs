@@ -307,6 +307,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn kafka_args_parse() {
+        use clap::{CommandFactory, Parser};
+        crate::cli::Cli::command().debug_assert();
+        let parse = |args: &[&str]| match crate::cli::Cli::try_parse_from(args).unwrap().command {
+            crate::cli::Command::Bench(b) => b.command,
+            other => panic!("{other:?}"),
+        };
+        match parse(&["goatview", "bench", "kafka", "--brokers", "h:1", "--partitions", "2"]) {
+            BenchCommand::Kafka(a) => {
+                assert_eq!((a.brokers.as_str(), a.partitions, a.source.scale.as_str()), ("h:1", 2, "s"));
+            }
+            other => panic!("{other:?}"),
+        }
+        match parse(&["goatview", "bench", "freshness", "--brokers", "h:1", "--rate", "500", "--probe-interval", "50"])
+        {
+            BenchCommand::Freshness(a) => {
+                assert_eq!((a.rate, a.probe_interval, a.duration), (500.0, 50, 60.0));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn proc_fields_parse() {
         let status = "Name:\tgoatview\nVmHWM:\t  123456 kB\nVmRSS:\t 1 kB\n";
         assert_eq!(proc_kib(status, "VmHWM"), Some(123456));
