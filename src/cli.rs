@@ -40,7 +40,8 @@ pub enum Command {
     Gen(GenArgs),
     /// Publish recorded JSON Lines logs to the Kafka topics, keyed by project.
     Produce(crate::cmd::produce::ProduceArgs),
-    /// Measure ingest throughput and HTTP query latency (`ingest`, `query`, `compare`).
+    /// Measure ingest throughput, HTTP query latency and Kafka freshness (`ingest`, `query`,
+    /// `compare`, `kafka`, `freshness`).
     Bench(crate::cmd::bench::BenchArgs),
 }
 

@@ -157,22 +157,34 @@ pub fn publish_lines(
             summary.blank += 1;
             continue;
         }
-        let (topic, key) = match route(topics, body) {
-            Some(r) => r,
-            None => {
-                summary.unroutable += 1;
-                (topics.video_scrape.as_str(), None)
-            }
-        };
-        let mut record = BaseRecord::to(topic).payload(body);
-        if let Some(k) = &key {
-            record = record.key(k.as_str());
-        }
-        send(producer, record)?;
-        summary.messages += 1;
-        summary.bytes += body.len() as u64;
-        *summary.by_topic.entry(topic.to_owned()).or_default() += 1;
+        publish_line(producer, topics, body, summary)?;
     }
+}
+
+/// Publishes one non-blank line (without its line ending) to the topic of its `type`,
+/// keyed by its owner; a line that routes nowhere goes to the video-scrape topic unkeyed.
+pub fn publish_line(
+    producer: &ThreadedProducer<Deliveries>,
+    topics: &Topics,
+    body: &[u8],
+    summary: &mut ProduceSummary,
+) -> anyhow::Result<()> {
+    let (topic, key) = match route(topics, body) {
+        Some(r) => r,
+        None => {
+            summary.unroutable += 1;
+            (topics.video_scrape.as_str(), None)
+        }
+    };
+    let mut record = BaseRecord::to(topic).payload(body);
+    if let Some(k) = &key {
+        record = record.key(k.as_str());
+    }
+    send(producer, record)?;
+    summary.messages += 1;
+    summary.bytes += body.len() as u64;
+    *summary.by_topic.entry(topic.to_owned()).or_default() += 1;
+    Ok(())
 }
 
 /// Sends, waiting while librdkafka's queue is full.

@@ -1,342 +1,23 @@
-//! `goatview bench`: ingest throughput and HTTP query latency, measured on this machine.
-//!
-//! - `ingest` generates a log (or takes one), replays it into a fresh state file through the
-//!   same `replay_file` path as `goatview replay`, and prints throughput, peak RSS and sizes.
-//! - `query` is a closed-loop HTTP load generator over real loopback sockets: each of
-//!   `--concurrency` clients keeps one connection alive and sends the next request of a
-//!   fixed, realistic parameter mix as soon as the last answer is read. Latencies go to one
-//!   HDR histogram per endpoint and period. It speaks to goatview or to any server that
-//!   answers the same paths (the PostgreSQL baseline), so two `--json` outputs compare.
-//! - `compare` prints two `--json` outputs side by side.
-//!
-//! The HTTP client is a minimal HTTP/1.1 one over `tokio::net::TcpStream` (keep-alive,
-//! `Content-Length` and chunked bodies): hyper's client half is not compiled into this crate
-//! and tokio's `io-util` is off, so this costs no new dependency.
+//! `bench query` and `bench compare`: the request mix, the closed-loop load, the
+//! per-endpoint tables and their JSON rows.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, BufWriter, Write as _};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant as WallClock};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use chrono::{Days, NaiveDate};
-use clap::{Args, Subcommand};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
+use super::http::{Conn, Target};
+use super::{Machine, QueryArgs, command_line, load_average};
 use crate::api::ENDPOINTS;
 use crate::events::Instant;
-use crate::r#gen::{GenConfig, GenStats, ProjectStatus, Scale, generate_to};
-use crate::ingest::log::replay_file;
-use crate::store::Store;
-
-/// `goatview bench`: measure ingest and query performance.
-#[derive(Debug, Args)]
-pub struct BenchArgs {
-    #[command(subcommand)]
-    pub command: BenchCommand,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum BenchCommand {
-    /// Generate a log (or take one), replay it into a fresh state file, print throughput,
-    /// peak RSS and sizes.
-    Ingest(IngestArgs),
-    /// Load an HTTP API with a realistic request mix; print latency per endpoint.
-    Query(QueryArgs),
-    /// Print two `bench query --json` outputs side by side, per endpoint, with ratios B/A.
-    Compare(CompareArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct IngestArgs {
-    /// Size of the generated log: tiny, test, demo, s, m or l.
-    #[arg(long, env = "GOATVIEW_BENCH_SCALE", default_value = "s")]
-    pub scale: String,
-
-    /// Seed of the generated log.
-    #[arg(long, env = "GOATVIEW_BENCH_SEED", default_value_t = 1)]
-    pub seed: u64,
-
-    /// Replay this log instead of generating one (`--scale`/`--seed` then only matter for
-    /// `--print-key`). Not `--log`, which is the global tracing filter.
-    #[arg(long, env = "GOATVIEW_BENCH_LOG_FILE")]
-    pub log_file: Option<PathBuf>,
-
-    /// Keep the state file here (must not exist yet); a temporary file otherwise.
-    #[arg(long, env = "GOATVIEW_BENCH_DB")]
-    pub db: Option<PathBuf>,
-
-    /// Lines per write transaction.
-    #[arg(long, env = "GOATVIEW_BENCH_BATCH_SIZE", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
-    pub batch_size: u64,
-
-    /// Also print an API key and the id of the largest visible project it can read.
-    #[arg(long, env = "GOATVIEW_BENCH_PRINT_KEY")]
-    pub print_key: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct QueryArgs {
-    /// Base URL of the server (`http://host:port`, optionally with a path prefix); the
-    /// endpoints are `<url>/api/v1/analytics/aggregate/<endpoint>`.
-    #[arg(long, env = "GOATVIEW_BENCH_URL", default_value = "http://127.0.0.1:8080")]
-    pub url: String,
-
-    /// API key sent as `Authorization: Bearer`; none for servers without auth.
-    #[arg(long, env = "GOATVIEW_BENCH_KEY", hide_env_values = true)]
-    pub key: Option<String>,
-
-    /// The project every request reads.
-    #[arg(long, env = "GOATVIEW_BENCH_PROJECT")]
-    pub project: String,
-
-    /// Concurrent clients (one keep-alive connection each), one measured run per value.
-    #[arg(long, env = "GOATVIEW_BENCH_CONCURRENCY", value_delimiter = ',', default_value = "1,8")]
-    pub concurrency: Vec<usize>,
-
-    /// Stop a run after this many requests (all endpoints together).
-    #[arg(long, env = "GOATVIEW_BENCH_REQUESTS")]
-    pub requests: Option<u64>,
-
-    /// Stop a run after this many seconds.
-    #[arg(long, env = "GOATVIEW_BENCH_DURATION", default_value_t = 20.0)]
-    pub duration: f64,
-
-    /// A label for this run in the JSON output (e.g. `goatview` or `postgres`).
-    #[arg(long, env = "GOATVIEW_BENCH_LABEL", default_value = "")]
-    pub label: String,
-
-    /// Also write the figures as JSON Lines here, for `bench compare`.
-    #[arg(long, env = "GOATVIEW_BENCH_JSON")]
-    pub json: Option<PathBuf>,
-}
-
-#[derive(Debug, Args)]
-pub struct CompareArgs {
-    /// The reference run (`bench query --json`).
-    pub a: PathBuf,
-    /// The run compared with it; ratios are B/A.
-    pub b: PathBuf,
-}
-
-pub fn run(args: BenchArgs, now: Option<Instant>) -> anyhow::Result<()> {
-    match args.command {
-        BenchCommand::Ingest(args) => ingest(args, now),
-        BenchCommand::Query(args) => {
-            // One thread: the client takes at most one of the cores it shares with the server.
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            rt.block_on(query(args, now))
-        }
-        BenchCommand::Compare(args) => {
-            let a = read_rows(&args.a)?;
-            let b = read_rows(&args.b)?;
-            print!("{}", compare_table(&a, &b));
-            Ok(())
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Machine
-// ---------------------------------------------------------------------------
-
-/// What the figures were measured on.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Machine {
-    pub cpus: usize,
-    pub cpu_model: String,
-    pub mem_total_kib: u64,
-}
-
-impl Machine {
-    pub fn detect() -> Machine {
-        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-        Machine {
-            cpus,
-            cpu_model: proc_field(&cpuinfo, "model name").unwrap_or("unknown").to_owned(),
-            mem_total_kib: proc_kib(&meminfo, "MemTotal").unwrap_or(0),
-        }
-    }
-}
-
-impl std::fmt::Display for Machine {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} CPUs ({}), {:.1} GiB RAM", self.cpus, self.cpu_model, self.mem_total_kib as f64 / 1048576.0)
-    }
-}
-
-/// The value of the first `name: value` line of a /proc file.
-fn proc_field<'a>(text: &'a str, name: &str) -> Option<&'a str> {
-    text.lines().find_map(|l| {
-        let (k, v) = l.split_once(':')?;
-        (k.trim() == name).then(|| v.trim())
-    })
-}
-
-/// A `name: N kB` field of a /proc file.
-fn proc_kib(text: &str, name: &str) -> Option<u64> {
-    proc_field(text, name)?.trim_end_matches("kB").trim().parse().ok()
-}
-
-/// Peak resident set size of this process (`VmHWM`), in KiB.
-pub fn peak_rss_kib() -> Option<u64> {
-    proc_kib(&std::fs::read_to_string("/proc/self/status").ok()?, "VmHWM")
-}
-
-/// Resets `VmHWM` to the current RSS (Linux `clear_refs` value 5), so that the peak of
-/// what follows is not the generator's.
-fn reset_peak_rss() -> bool {
-    std::fs::write("/proc/self/clear_refs", "5").is_ok()
-}
-
-/// The 1, 5 and 15 minute load averages: other work on the machine skews every figure.
-fn load_average() -> String {
-    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    text.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
-}
-
-fn command_line() -> String {
-    std::env::args().collect::<Vec<_>>().join(" ")
-}
-
-fn mib(bytes: u64) -> f64 {
-    bytes as f64 / 1048576.0
-}
-
-// ---------------------------------------------------------------------------
-// Ingest
-// ---------------------------------------------------------------------------
-
-fn ingest(args: IngestArgs, now: Option<Instant>) -> anyhow::Result<()> {
-    let scale: Scale = args.scale.parse().map_err(anyhow::Error::msg)?;
-    let mut cfg = GenConfig::new(args.seed, scale);
-    if let Some(now) = now {
-        cfg.now = now.to_chrono();
-    }
-    let machine = Machine::detect();
-    println!("machine: {machine}; load average {}", load_average());
-    println!("command: {}", command_line());
-
-    let tmp = std::env::temp_dir().join(format!("goatview-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    let result = ingest_in(&args, &cfg, &tmp);
-    let _ = std::fs::remove_dir_all(&tmp);
-    result
-}
-
-fn ingest_in(args: &IngestArgs, cfg: &GenConfig, tmp: &Path) -> anyhow::Result<()> {
-    let (log, stats) = match &args.log_file {
-        Some(log) => {
-            // The keys are a function of the seed and scale: generate them without the log.
-            let stats = args.print_key.then(|| generate_to(cfg, std::io::sink())).transpose()?;
-            (log.clone(), stats)
-        }
-        None => {
-            let log = tmp.join("events.ndjson");
-            let file = std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
-            let started = WallClock::now();
-            let stats = generate_to(cfg, BufWriter::with_capacity(1 << 20, file))?;
-            println!(
-                "generated: scale {} seed {} now {}: {} lines ({} events, {} duplicates, {} invalid) in {:.1}s",
-                cfg.scale,
-                cfg.seed,
-                cfg.now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                stats.lines,
-                stats.events,
-                stats.duplicates,
-                stats.invalid,
-                started.elapsed().as_secs_f64()
-            );
-            (log, Some(stats))
-        }
-    };
-    let db = match &args.db {
-        Some(db) if db.exists() => bail!("{} exists; bench ingest needs a fresh state file", db.display()),
-        Some(db) => db.clone(),
-        None => tmp.join("bench.redb"),
-    };
-    let log_bytes = std::fs::metadata(&log).with_context(|| format!("reading {}", log.display()))?.len();
-    let peak_reset = reset_peak_rss();
-
-    let store = Store::open(&db).with_context(|| format!("opening {}", db.display()))?;
-    let mut points: Vec<(f64, u64)> = Vec::new();
-    let started = WallClock::now();
-    // The generator's instant (`--now` when given) stamps the dead letters.
-    let stamp = Instant::from_chrono(cfg.now);
-    let summary = replay_file(&store, &log, args.batch_size as usize, stamp, |b| {
-        points.push((started.elapsed().as_secs_f64(), b))
-    })
-    .with_context(|| format!("replaying {}", log.display()))?;
-    let secs = started.elapsed().as_secs_f64();
-    let peak = peak_rss_kib();
-    drop(store);
-    let db_bytes = std::fs::metadata(&db)?.len();
-
-    let messages = summary.events + summary.dead_letters;
-    println!("log:       {} ({:.1} MiB)", log.display(), mib(log_bytes));
-    println!("events:    {} applied, {} dead letters", summary.events, summary.dead_letters);
-    println!("time:      {secs:.2}s");
-    println!(
-        "rate:      {:.0} events/s (applied + dead letters, as `replay` counts)",
-        messages as f64 / secs.max(1e-9)
-    );
-    match steady_rate(&points, log_bytes, messages, args.batch_size) {
-        Some(rate) => println!("steady:    {rate:.0} events/s over the last half of the log"),
-        None => println!("steady:    n/a (too few batches)"),
-    }
-    match peak {
-        Some(kib) => println!(
-            "peak RSS:  {:.1} MiB{}",
-            kib as f64 / 1024.0,
-            if peak_reset { " (replay only)" } else { " (including generation)" }
-        ),
-        None => println!("peak RSS:  unknown (no /proc/self/status)"),
-    }
-    println!(
-        "state:     {:.1} MiB = {:.2}x the log ({:.1} MiB){}",
-        mib(db_bytes),
-        db_bytes as f64 / log_bytes.max(1) as f64,
-        mib(log_bytes),
-        if args.db.is_some() { format!(", kept at {}", db.display()) } else { String::new() }
-    );
-    if let Some(stats) = stats.filter(|_| args.print_key) {
-        let (key, project) = largest_project_key(&stats).context("the generated log has no usable key")?;
-        let now = cfg.now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        println!("key:       {key}\nproject:   {project}");
-        println!(
-            "query:     goatview --now {now} serve --db {db}\n           goatview --now {now} bench query --key {key} --project {project}",
-            db = db.display()
-        );
-    }
-    Ok(())
-}
-
-/// Events/s over the last half of the log, from the `(seconds, bytes)` after each batch.
-/// Every batch but the last holds exactly `batch_size` non-blank lines, so the events after
-/// a point are `messages` minus the full batches before it.
-pub fn steady_rate(points: &[(f64, u64)], log_bytes: u64, messages: u64, batch_size: u64) -> Option<f64> {
-    let mid = points.iter().position(|&(_, b)| b >= log_bytes / 2)?;
-    let (t_mid, _) = points[mid];
-    let &(t_end, _) = points.last()?;
-    let after = messages.checked_sub((mid as u64 + 1) * batch_size)?;
-    (mid + 1 < points.len() && after > 0 && t_end > t_mid).then(|| after as f64 / (t_end - t_mid))
-}
-
-/// The key of the org owning the visible project with the most videos, and that project.
-pub fn largest_project_key(stats: &GenStats) -> Option<(String, String)> {
-    let mut projects: Vec<_> = stats.projects.iter().filter(|p| p.status == ProjectStatus::Visible).collect();
-    projects.sort_by_key(|p| std::cmp::Reverse((p.videos, p.creators)));
-    projects.iter().find_map(|p| {
-        let key = stats.api_keys.iter().find(|k| k.project_ids.contains(&p.project_id))?;
-        Some((key.key.clone(), p.project_id.clone()))
-    })
-}
 
 // ---------------------------------------------------------------------------
 // Query: the request mix
@@ -453,191 +134,6 @@ pub fn nth_request(mix: &[Vec<Request>], i: u64) -> &Request {
     let e = (i % mix.len() as u64) as usize;
     let round = i / mix.len() as u64;
     &mix[e][(round % mix[e].len() as u64) as usize]
-}
-
-// ---------------------------------------------------------------------------
-// Query: the HTTP client
-// ---------------------------------------------------------------------------
-
-/// Where requests go.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Target {
-    /// `host:port` to connect to and send as `Host`.
-    pub authority: String,
-    /// Path prefix before `/api/…`, without a trailing slash.
-    pub prefix: String,
-    /// The `Authorization` header line, if any.
-    pub auth: Option<String>,
-}
-
-impl Target {
-    pub fn parse(url: &str, key: Option<&str>) -> anyhow::Result<Target> {
-        let Some(rest) = url.strip_prefix("http://") else {
-            bail!("--url must start with http:// (got {url:?})");
-        };
-        let (authority, prefix) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
-        if authority.is_empty() {
-            bail!("--url has no host: {url:?}");
-        }
-        let authority = if authority.contains(':') { authority.to_owned() } else { format!("{authority}:80") };
-        let prefix = prefix.trim_end_matches('/');
-        Ok(Target {
-            authority,
-            prefix: if prefix.is_empty() { String::new() } else { format!("/{prefix}") },
-            auth: key.map(|k| format!("Authorization: Bearer {k}\r\n")),
-        })
-    }
-}
-
-/// One keep-alive HTTP/1.1 connection.
-struct Conn {
-    stream: tokio::net::TcpStream,
-    buf: Vec<u8>,
-    /// Start of the unread bytes in `buf`.
-    pos: usize,
-}
-
-/// A response: status and body.
-struct Response {
-    status: u16,
-    body: Vec<u8>,
-}
-
-impl Conn {
-    async fn connect(authority: &str) -> std::io::Result<Conn> {
-        let stream = tokio::net::TcpStream::connect(authority).await?;
-        stream.set_nodelay(true)?;
-        Ok(Conn { stream, buf: Vec::with_capacity(64 << 10), pos: 0 })
-    }
-
-    /// Sends a `GET` and reads the whole answer. `Ok((response, keep))`: `keep` is false
-    /// when the server closes the connection after it.
-    async fn get(&mut self, target: &Target, path: &str) -> std::io::Result<(Response, bool)> {
-        let auth = target.auth.as_deref().unwrap_or("");
-        let req = format!(
-            "GET {}{path} HTTP/1.1\r\nHost: {}\r\n{auth}Accept: application/json\r\n\r\n",
-            target.prefix, target.authority
-        );
-        self.write_all(req.as_bytes()).await?;
-
-        let head_end = loop {
-            if let Some(i) = find(&self.buf[self.pos..], b"\r\n\r\n") {
-                break self.pos + i + 4;
-            }
-            self.fill().await?;
-        };
-        let head = std::str::from_utf8(&self.buf[self.pos..head_end]).map_err(|_| invalid("non-UTF-8 header"))?;
-        let mut lines = head.split("\r\n");
-        let status: u16 = lines
-            .next()
-            .and_then(|l| l.split(' ').nth(1))
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| invalid("bad status line"))?;
-        let (mut length, mut chunked, mut keep) = (None, false, true);
-        for line in lines {
-            let Some((name, value)) = line.split_once(':') else { continue };
-            let value = value.trim();
-            if name.eq_ignore_ascii_case("content-length") {
-                length = Some(value.parse::<usize>().map_err(|_| invalid("bad Content-Length"))?);
-            } else if name.eq_ignore_ascii_case("transfer-encoding") {
-                chunked = value.to_ascii_lowercase().contains("chunked");
-            } else if name.eq_ignore_ascii_case("connection") {
-                keep = !value.eq_ignore_ascii_case("close");
-            }
-        }
-        self.pos = head_end;
-
-        let mut body = Vec::new();
-        if chunked {
-            loop {
-                let line = self.line().await?;
-                let size = line.split(';').next().unwrap_or("").trim();
-                let size = usize::from_str_radix(size, 16).map_err(|_| invalid("bad chunk size"))?;
-                if size == 0 {
-                    while !self.line().await?.is_empty() {}
-                    break;
-                }
-                body.extend_from_slice(self.take(size).await?);
-                if !self.line().await?.is_empty() {
-                    return Err(invalid("chunk not followed by CRLF"));
-                }
-            }
-        } else if let Some(n) = length {
-            body.extend_from_slice(self.take(n).await?);
-        } else {
-            // Neither: the body runs to the end of the connection.
-            while self.fill().await.is_ok() {}
-            body.extend_from_slice(&self.buf[self.pos..]);
-            self.pos = self.buf.len();
-            keep = false;
-        }
-        Ok((Response { status, body }, keep))
-    }
-
-    /// The next CRLF-terminated line, without the CRLF.
-    async fn line(&mut self) -> std::io::Result<String> {
-        loop {
-            if let Some(i) = find(&self.buf[self.pos..], b"\r\n") {
-                let line = String::from_utf8_lossy(&self.buf[self.pos..self.pos + i]).into_owned();
-                self.pos += i + 2;
-                return Ok(line);
-            }
-            self.fill().await?;
-        }
-    }
-
-    /// The next `n` bytes.
-    async fn take(&mut self, n: usize) -> std::io::Result<&[u8]> {
-        while self.buf.len() - self.pos < n {
-            self.fill().await?;
-        }
-        self.pos += n;
-        Ok(&self.buf[self.pos - n..self.pos])
-    }
-
-    /// Reads more bytes; an error at the end of the stream.
-    async fn fill(&mut self) -> std::io::Result<()> {
-        if self.pos > 0 && self.pos == self.buf.len() {
-            self.buf.clear();
-            self.pos = 0;
-        } else if self.pos > self.buf.capacity() / 2 {
-            self.buf.drain(..self.pos);
-            self.pos = 0;
-        }
-        let mut chunk = [0u8; 64 << 10];
-        loop {
-            self.stream.readable().await?;
-            match self.stream.try_read(&mut chunk) {
-                Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
-                Ok(n) => {
-                    self.buf.extend_from_slice(&chunk[..n]);
-                    return Ok(());
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
-    async fn write_all(&mut self, mut bytes: &[u8]) -> std::io::Result<()> {
-        while !bytes.is_empty() {
-            self.stream.writable().await?;
-            match self.stream.try_write(bytes) {
-                Ok(n) => bytes = &bytes[n..],
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
-    }
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-fn invalid(msg: &'static str) -> std::io::Error {
-    std::io::Error::new(std::io::ErrorKind::InvalidData, msg)
 }
 
 // ---------------------------------------------------------------------------
@@ -869,9 +365,9 @@ pub fn format_table(rows: &[Row]) -> String {
     out
 }
 
-async fn query(args: QueryArgs, now: Option<Instant>) -> anyhow::Result<()> {
+pub(super) async fn query(args: QueryArgs, now: Option<Instant>) -> anyhow::Result<()> {
     let target = Target::parse(&args.url, args.key.as_deref())?;
-    let now = super::now(now);
+    let now = crate::cmd::now(now);
     let today = crate::time::local_date(chrono_tz::Tz::UTC, now);
     let mix = request_mix(&args.project, today);
     println!("machine: {}; load average {}", Machine::detect(), load_average());
@@ -929,7 +425,7 @@ async fn query(args: QueryArgs, now: Option<Instant>) -> anyhow::Result<()> {
 // Compare
 // ---------------------------------------------------------------------------
 
-fn read_rows(path: &Path) -> anyhow::Result<Vec<Row>> {
+pub(super) fn read_rows(path: &Path) -> anyhow::Result<Vec<Row>> {
     let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let mut rows = Vec::new();
     for (i, line) in BufReader::new(file).lines().enumerate() {
@@ -985,7 +481,10 @@ pub fn compare_table(a: &[Row], b: &[Row]) -> String {
 mod tests {
     use super::*;
     use crate::api::{AppState, Clock};
-    use crate::r#gen::generate;
+    use crate::cmd::bench::ingest::largest_project_key;
+    use crate::r#gen::{GenConfig, Scale, generate};
+    use crate::ingest::log::replay_file;
+    use crate::store::Store;
 
     fn today() -> NaiveDate {
         NaiveDate::from_ymd_opt(2026, 11, 20).unwrap()
@@ -1048,17 +547,6 @@ mod tests {
     }
 
     #[test]
-    fn target_parses_urls() {
-        let t = Target::parse("http://127.0.0.1:8080/", Some("k")).unwrap();
-        assert_eq!(t.authority, "127.0.0.1:8080");
-        assert_eq!(t.prefix, "");
-        assert_eq!(t.auth.as_deref(), Some("Authorization: Bearer k\r\n"));
-        let t = Target::parse("http://localhost/base/", None).unwrap();
-        assert_eq!((t.authority.as_str(), t.prefix.as_str(), t.auth), ("localhost:80", "/base", None));
-        assert!(Target::parse("https://x", None).is_err());
-    }
-
-    #[test]
     fn table_shows_percentiles_in_ms() {
         let mut run = RunResult::new(8);
         run.seconds = 2.0;
@@ -1090,22 +578,6 @@ mod tests {
         slower.p50_ms *= 30.0;
         let cmp = compare_table(&rows, &[slower]);
         assert!(cmp.contains("30.0x"), "{cmp}");
-    }
-
-    #[test]
-    fn steady_rate_counts_the_last_half() {
-        // 4 full batches of 10 and a last one of 5; half the bytes after the 2nd batch.
-        let points = [(1.0, 100), (2.0, 200), (3.0, 300), (4.0, 400), (4.5, 450)];
-        assert_eq!(steady_rate(&points, 450, 45, 10), Some(25.0 / 2.5));
-        assert_eq!(steady_rate(&points[..1], 100, 5, 10), None);
-    }
-
-    #[test]
-    fn proc_fields_parse() {
-        let status = "Name:\tgoatview\nVmHWM:\t  123456 kB\nVmRSS:\t 1 kB\n";
-        assert_eq!(proc_kib(status, "VmHWM"), Some(123456));
-        assert_eq!(proc_field("model name\t: Some CPU @ 2GHz\n", "model name"), Some("Some CPU @ 2GHz"));
-        assert!(peak_rss_kib().is_some_and(|k| k > 0));
     }
 
     /// The load generator against the real router over a loopback socket, for about a second.

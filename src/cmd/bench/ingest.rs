@@ -1,0 +1,157 @@
+//! `bench ingest`: replay a generated (or given) log into a fresh state file.
+
+use std::io::BufWriter;
+use std::path::Path;
+use std::time::Instant as WallClock;
+
+use anyhow::{Context, bail};
+
+use super::{IngestArgs, Machine, command_line, load_average, mib, peak_rss_kib, reset_peak_rss};
+use crate::events::Instant;
+use crate::r#gen::{GenConfig, GenStats, ProjectStatus, Scale, generate_to};
+use crate::ingest::log::replay_file;
+use crate::store::Store;
+
+pub(super) fn ingest(args: IngestArgs, now: Option<Instant>) -> anyhow::Result<()> {
+    let scale: Scale = args.scale.parse().map_err(anyhow::Error::msg)?;
+    let mut cfg = GenConfig::new(args.seed, scale);
+    if let Some(now) = now {
+        cfg.now = now.to_chrono();
+    }
+    let machine = Machine::detect();
+    println!("machine: {machine}; load average {}", load_average());
+    println!("command: {}", command_line());
+
+    let tmp = std::env::temp_dir().join(format!("goatview-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    let result = ingest_in(&args, &cfg, &tmp);
+    let _ = std::fs::remove_dir_all(&tmp);
+    result
+}
+
+fn ingest_in(args: &IngestArgs, cfg: &GenConfig, tmp: &Path) -> anyhow::Result<()> {
+    let (log, stats) = match &args.log_file {
+        Some(log) => {
+            // The keys are a function of the seed and scale: generate them without the log.
+            let stats = args.print_key.then(|| generate_to(cfg, std::io::sink())).transpose()?;
+            (log.clone(), stats)
+        }
+        None => {
+            let log = tmp.join("events.ndjson");
+            let stats = generate_log(cfg, &log)?;
+            (log, Some(stats))
+        }
+    };
+    let db = match &args.db {
+        Some(db) if db.exists() => bail!("{} exists; bench ingest needs a fresh state file", db.display()),
+        Some(db) => db.clone(),
+        None => tmp.join("bench.redb"),
+    };
+    let log_bytes = std::fs::metadata(&log).with_context(|| format!("reading {}", log.display()))?.len();
+    let peak_reset = reset_peak_rss();
+
+    let store = Store::open(&db).with_context(|| format!("opening {}", db.display()))?;
+    let mut points: Vec<(f64, u64)> = Vec::new();
+    let started = WallClock::now();
+    // The generator's instant (`--now` when given) stamps the dead letters.
+    let stamp = Instant::from_chrono(cfg.now);
+    let summary = replay_file(&store, &log, args.batch_size as usize, stamp, |b| {
+        points.push((started.elapsed().as_secs_f64(), b))
+    })
+    .with_context(|| format!("replaying {}", log.display()))?;
+    let secs = started.elapsed().as_secs_f64();
+    let peak = peak_rss_kib();
+    drop(store);
+    let db_bytes = std::fs::metadata(&db)?.len();
+
+    let messages = summary.events + summary.dead_letters;
+    println!("log:       {} ({:.1} MiB)", log.display(), mib(log_bytes));
+    println!("events:    {} applied, {} dead letters", summary.events, summary.dead_letters);
+    println!("time:      {secs:.2}s");
+    println!(
+        "rate:      {:.0} events/s (applied + dead letters, as `replay` counts)",
+        messages as f64 / secs.max(1e-9)
+    );
+    match steady_rate(&points, log_bytes, messages, args.batch_size) {
+        Some(rate) => println!("steady:    {rate:.0} events/s over the last half of the log"),
+        None => println!("steady:    n/a (too few batches)"),
+    }
+    match peak {
+        Some(kib) => println!(
+            "peak RSS:  {:.1} MiB{}",
+            kib as f64 / 1024.0,
+            if peak_reset { " (replay only)" } else { " (including generation)" }
+        ),
+        None => println!("peak RSS:  unknown (no /proc/self/status)"),
+    }
+    println!(
+        "state:     {:.1} MiB = {:.2}x the log ({:.1} MiB){}",
+        mib(db_bytes),
+        db_bytes as f64 / log_bytes.max(1) as f64,
+        mib(log_bytes),
+        if args.db.is_some() { format!(", kept at {}", db.display()) } else { String::new() }
+    );
+    if let Some(stats) = stats.filter(|_| args.print_key) {
+        let (key, project) = largest_project_key(&stats).context("the generated log has no usable key")?;
+        let now = cfg.now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        println!("key:       {key}\nproject:   {project}");
+        println!(
+            "query:     goatview --now {now} serve --db {db}\n           goatview --now {now} bench query --key {key} --project {project}",
+            db = db.display()
+        );
+    }
+    Ok(())
+}
+
+/// Writes the log of `cfg` to `log` and prints what it holds and how long it took.
+pub(super) fn generate_log(cfg: &GenConfig, log: &Path) -> anyhow::Result<GenStats> {
+    let file = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+    let started = WallClock::now();
+    let stats = generate_to(cfg, BufWriter::with_capacity(1 << 20, file))?;
+    println!(
+        "generated: scale {} seed {} now {}: {} lines ({} events, {} duplicates, {} invalid) in {:.1}s",
+        cfg.scale,
+        cfg.seed,
+        cfg.now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        stats.lines,
+        stats.events,
+        stats.duplicates,
+        stats.invalid,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(stats)
+}
+
+/// Events/s over the last half of the log, from the `(seconds, bytes)` after each batch.
+/// Every batch but the last holds exactly `batch_size` non-blank lines, so the events after
+/// a point are `messages` minus the full batches before it.
+pub fn steady_rate(points: &[(f64, u64)], log_bytes: u64, messages: u64, batch_size: u64) -> Option<f64> {
+    let mid = points.iter().position(|&(_, b)| b >= log_bytes / 2)?;
+    let (t_mid, _) = points[mid];
+    let &(t_end, _) = points.last()?;
+    let after = messages.checked_sub((mid as u64 + 1) * batch_size)?;
+    (mid + 1 < points.len() && after > 0 && t_end > t_mid).then(|| after as f64 / (t_end - t_mid))
+}
+
+/// The key of the org owning the visible project with the most videos, and that project.
+pub fn largest_project_key(stats: &GenStats) -> Option<(String, String)> {
+    let mut projects: Vec<_> = stats.projects.iter().filter(|p| p.status == ProjectStatus::Visible).collect();
+    projects.sort_by_key(|p| std::cmp::Reverse((p.videos, p.creators)));
+    projects.iter().find_map(|p| {
+        let key = stats.api_keys.iter().find(|k| k.project_ids.contains(&p.project_id))?;
+        Some((key.key.clone(), p.project_id.clone()))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steady_rate_counts_the_last_half() {
+        // 4 full batches of 10 and a last one of 5; half the bytes after the 2nd batch.
+        let points = [(1.0, 100), (2.0, 200), (3.0, 300), (4.0, 400), (4.5, 450)];
+        assert_eq!(steady_rate(&points, 450, 45, 10), Some(25.0 / 2.5));
+        assert_eq!(steady_rate(&points[..1], 100, 5, 10), None);
+    }
+}
