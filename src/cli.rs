@@ -50,6 +50,20 @@ pub struct DbArgs {
     /// Path of the redb state file (created if missing).
     #[arg(long, env = "GOATVIEW_DB")]
     pub db: PathBuf,
+
+    /// Size of redb's page cache in MiB (redb's default, 1024, when unset). Ingestion slows
+    /// sharply once the pages one batch changes no longer fit in it.
+    #[arg(long, env = "GOATVIEW_CACHE_MIB", value_parser = clap::value_parser!(u64).range(16..))]
+    pub cache_mib: Option<u64>,
+}
+
+impl DbArgs {
+    /// Opens the state file with the cache asked for.
+    pub fn open(&self) -> anyhow::Result<crate::store::Store> {
+        use anyhow::Context;
+        let cache = self.cache_mib.map(|m| (m as usize) << 20);
+        crate::store::Store::open_with_cache(&self.db, cache).with_context(|| format!("opening {}", self.db.display()))
+    }
 }
 
 #[derive(Debug, Args)]

@@ -97,7 +97,17 @@ impl Store {
     /// Opens (or creates) the file and makes sure every table exists, so that readers
     /// never meet a missing table.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let db = Database::create(path)?;
+        Store::open_with_cache(path, None)
+    }
+
+    /// [`Store::open`] with redb's page cache set to `cache_bytes` (redb's default, 1 GiB,
+    /// when `None`). Ingestion slows sharply once a transaction's pages no longer fit.
+    pub fn open_with_cache(path: &Path, cache_bytes: Option<usize>) -> Result<Store, StoreError> {
+        let mut builder = Database::builder();
+        if let Some(bytes) = cache_bytes {
+            builder.set_cache_size(bytes);
+        }
+        let db = builder.create(path)?;
         let txn = db.begin_write()?;
         {
             let mut t = Tables::open(&txn)?;

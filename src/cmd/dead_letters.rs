@@ -2,13 +2,10 @@
 
 use std::io::Write;
 
-use anyhow::Context;
-
 use crate::cli::DbArgs;
-use crate::store::Store;
 
 pub fn run(args: DbArgs) -> anyhow::Result<()> {
-    let store = Store::open(&args.db).with_context(|| format!("opening {}", args.db.display()))?;
+    let store = args.open()?;
     let mut out = std::io::stdout().lock();
     for dl in store.dead_letters()? {
         let line = serde_json::json!({

@@ -8,10 +8,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::cli::ReplayArgs;
 use crate::events::Instant;
 use crate::ingest::log::{FileSummary, replay_file};
-use crate::store::Store;
 
 pub fn run(args: ReplayArgs, now: Option<Instant>) -> anyhow::Result<()> {
-    let mut store = Store::open(&args.db.db).with_context(|| format!("opening {}", args.db.db.display()))?;
+    let mut store = args.db.open()?;
     let started = WallClock::now();
     let mut total = FileSummary::default();
     for file in &args.files {

@@ -14,7 +14,7 @@ use crate::store::Store;
 /// stop signal ends both: Ctrl-C/SIGTERM, or the consumer failing for good (a store
 /// commit error), so a server never goes on answering from state that stopped moving.
 pub async fn run(args: ServeArgs, now: Option<Instant>) -> anyhow::Result<()> {
-    let store = Arc::new(Store::open(&args.db.db).with_context(|| format!("opening {}", args.db.db.display()))?);
+    let store = Arc::new(args.db.open()?);
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = move || {
         let mut rx = stop_rx.clone();

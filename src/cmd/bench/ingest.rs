@@ -10,6 +10,7 @@ use super::{IngestArgs, Machine, command_line, load_average, mib, peak_rss_kib, 
 use crate::events::Instant;
 use crate::r#gen::{GenConfig, GenStats, ProjectStatus, Scale, generate_to};
 use crate::ingest::log::replay_file;
+use crate::state::tables::table_stats;
 use crate::store::Store;
 
 pub(super) fn ingest(args: IngestArgs, now: Option<Instant>) -> anyhow::Result<()> {
@@ -50,7 +51,8 @@ fn ingest_in(args: &IngestArgs, cfg: &GenConfig, tmp: &Path) -> anyhow::Result<(
     let log_bytes = std::fs::metadata(&log).with_context(|| format!("reading {}", log.display()))?.len();
     let peak_reset = reset_peak_rss();
 
-    let store = Store::open(&db).with_context(|| format!("opening {}", db.display()))?;
+    let cache = args.cache_mib.map(|m| (m as usize) << 20);
+    let mut store = Store::open_with_cache(&db, cache).with_context(|| format!("opening {}", db.display()))?;
     let mut points: Vec<(f64, u64)> = Vec::new();
     let started = WallClock::now();
     // The generator's instant (`--now` when given) stamps the dead letters.
@@ -61,8 +63,13 @@ fn ingest_in(args: &IngestArgs, cfg: &GenConfig, tmp: &Path) -> anyhow::Result<(
     .with_context(|| format!("replaying {}", log.display()))?;
     let secs = started.elapsed().as_secs_f64();
     let peak = peak_rss_kib();
-    drop(store);
     let db_bytes = std::fs::metadata(&db)?.len();
+    let compacting = WallClock::now();
+    store.compact().context("compacting the state file")?;
+    let compact_secs = compacting.elapsed().as_secs_f64();
+    let tables = table_stats(&store.read()?)?;
+    drop(store);
+    let compact_bytes = std::fs::metadata(&db)?.len();
 
     let messages = summary.events + summary.dead_letters;
     println!("log:       {} ({:.1} MiB)", log.display(), mib(log_bytes));
@@ -85,12 +92,18 @@ fn ingest_in(args: &IngestArgs, cfg: &GenConfig, tmp: &Path) -> anyhow::Result<(
         None => println!("peak RSS:  unknown (no /proc/self/status)"),
     }
     println!(
-        "state:     {:.1} MiB = {:.2}x the log ({:.1} MiB){}",
+        "state:     {:.1} MiB after ingest; {:.1} MiB = {:.2}x the log ({:.1} MiB) after compaction ({:.1}s){}",
         mib(db_bytes),
-        db_bytes as f64 / log_bytes.max(1) as f64,
+        mib(compact_bytes),
+        compact_bytes as f64 / log_bytes.max(1) as f64,
         mib(log_bytes),
+        compact_secs,
         if args.db.is_some() { format!(", kept at {}", db.display()) } else { String::new() }
     );
+    println!("tables:    {:<18} {:>12} {:>12}", "name", "rows", "MiB (pages)");
+    for t in tables.iter().filter(|t| t.rows > 0) {
+        println!("           {:<18} {:>12} {:>12.1}", t.name, t.rows, mib(t.page_bytes));
+    }
     if let Some(stats) = stats.filter(|_| args.print_key) {
         let (key, project) = largest_project_key(&stats).context("the generated log has no usable key")?;
         let now = cfg.now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);

@@ -159,6 +159,10 @@ pub struct IngestArgs {
     #[arg(long, env = "GOATVIEW_BENCH_BATCH_SIZE", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub batch_size: u64,
 
+    /// Size of redb's page cache in MiB (redb's default, 1024, when unset).
+    #[arg(long, env = "GOATVIEW_BENCH_CACHE_MIB", value_parser = clap::value_parser!(u64).range(16..))]
+    pub cache_mib: Option<u64>,
+
     /// Also print an API key and the id of the largest visible project it can read.
     #[arg(long, env = "GOATVIEW_BENCH_PRINT_KEY")]
     pub print_key: bool,
