@@ -75,6 +75,8 @@ const MISSING_TOPIC_RECHECK: Duration = Duration::from_secs(10);
 const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest single `poll`, so that a shutdown request is seen promptly.
 const POLL_SLICE: Duration = Duration::from_millis(100);
+/// A batch closes once no message has come for this long: the consumer has caught up.
+const IDLE_GAP: Duration = Duration::from_millis(5);
 /// Longest wait for DLQ copies to be confirmed before a batch commits anyway.
 const DLQ_FLUSH_TIMEOUT: Duration = Duration::from_secs(15);
 /// First and longest pause between retries while the broker is unreachable.
@@ -590,8 +592,10 @@ impl Worker {
         Ok(complete)
     }
 
-    /// Polls until the batch is full, `batch_max_ms` after its first message, a
-    /// metadata refresh is due or a stop is requested.
+    /// Polls until the batch is full, no message has come for [`IDLE_GAP`], `batch_max_ms`
+    /// have passed since its first message, a metadata refresh is due or a stop is
+    /// requested. So a consumer that keeps up commits each event within milliseconds, and
+    /// one that is behind (its queue never runs dry) commits full batches.
     fn gather(&self, clock: &impl Fn() -> Instant, refresh_at: WallClock) -> Gathered {
         let max_messages = self.args.batch_max_messages as usize;
         let max_bytes = self.args.max_message_bytes as usize;
@@ -612,7 +616,9 @@ impl Worker {
             if now >= until {
                 break;
             }
-            let msg = match self.consumer.poll(POLL_SLICE.min(until - now)) {
+            let slice = if batch.is_empty() { POLL_SLICE } else { IDLE_GAP };
+            let msg = match self.consumer.poll(slice.min(until - now)) {
+                None if !batch.is_empty() => break,
                 None => continue,
                 Some(Err(e)) => {
                     self.consumer.context().errors.report(&self.stats, "consumer", &e, "poll");
