@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use redb::ReadTransaction;
 
 use super::*;
-use crate::events::{Goal, GoalMetric, id_to_string};
+use crate::events::{CreatorSnapshot, Goal, GoalMetric, id_to_string};
 use crate::state::videos::Sums;
 use crate::state::{Reg, decode};
 use crate::time::{Period, local_date, local_hour_spans};
@@ -23,8 +23,14 @@ pub fn creator_leaderboard(
     let followers = rtxn.open_table(defs::followers)?;
     let days = period_days(rtxn, p, &q.range, now)?;
     let total_count = creators.len() as u64;
-    let mut rows = Vec::with_capacity(creators.len());
-    for (id, c) in creators {
+    // Rank every tracked creator, then build only the page's rows: follower history is
+    // read for at most `limit` creators, not for all of them.
+    let views = |id: &Id| sums.get(id).map_or(0, |s| s.views);
+    let mut ranked: Vec<(Id, CreatorSnapshot)> = creators;
+    // Ids compare as lowercase text does, byte for byte.
+    ranked.sort_by(|(a, _), (b, _)| views(b).cmp(&views(a)).then_with(|| a.cmp(b)));
+    let mut rows = Vec::new();
+    for (id, c) in ranked.into_iter().skip(q.offset as usize).take(q.limit as usize) {
         let s = sums.get(&id).copied().unwrap_or_default();
         let (follower_delta, growth_rate) = follower_change(&followers, p.id, id, &period)?;
         let posts_per_week = match days {
@@ -46,9 +52,7 @@ pub fn creator_leaderboard(
             total_count,
         });
     }
-    // Ids are compared as lowercase text, which is their byte order.
-    rows.sort_by(|a, b| b.total_views.cmp(&a.total_views).then_with(|| a.creator_id.cmp(&b.creator_id)));
-    Ok(rows.into_iter().skip(q.offset as usize).take(q.limit as usize).collect())
+    Ok(rows)
 }
 
 /// Days from `from` to `to` inclusive for posts_per_week: an open `from` is the local date
