@@ -175,7 +175,7 @@ pub struct KafkaArgs {
     #[arg(
         long = "kafka-batch-max-messages",
         env = "GOATVIEW_KAFKA_BATCH_MAX_MESSAGES",
-        default_value_t = 5000,
+        default_value_t = 50_000,
         value_parser = clap::value_parser!(u64).range(1..)
     )]
     pub batch_max_messages: u64,
@@ -211,7 +211,7 @@ impl KafkaArgs {
             group_id: "goatview".into(),
             topics: Topics::default(),
             dlq_suffix: ".dlq".into(),
-            batch_max_messages: 5000,
+            batch_max_messages: 50_000,
             batch_max_ms: 200,
             metadata_refresh_ms: 30_000,
             max_message_bytes: 1 << 20,
@@ -906,7 +906,7 @@ mod tests {
         assert_eq!(cli.kafka.dlq_topic("x"), "x.dlq");
         assert_eq!(
             (cli.kafka.batch_max_messages, cli.kafka.batch_max_ms, cli.kafka.max_message_bytes),
-            (5000, 200, 1 << 20)
+            (50_000, 200, 1 << 20)
         );
         assert_eq!(cli.kafka.group_id, "goatview");
     }

@@ -262,7 +262,8 @@ pub(super) async fn freshness(args: FreshnessArgs, now: Option<Instant>) -> anyh
     println!("command: {}", command_line());
     let tmp = Scratch::new("freshness")?;
     let (log, _) = obtain_log(&args.source, &cfg, &tmp.0)?;
-    let topics = BenchTopics::create(&args.brokers, &args.topic_prefix, args.partitions).await?;
+    let mut topics = BenchTopics::create(&args.brokers, &args.topic_prefix, args.partitions).await?;
+    topics.args.batch_max_messages = args.batch_max_messages;
     let result = freshness_on(&args, now, &topics, &log, &tmp.0.join("bench.redb")).await;
     topics.delete().await;
     result

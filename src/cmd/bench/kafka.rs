@@ -217,7 +217,8 @@ pub(super) async fn kafka(args: KafkaBenchArgs, now: Option<Instant>) -> anyhow:
     };
     let log_bytes = std::fs::metadata(&log).with_context(|| format!("reading {}", log.display()))?.len();
 
-    let topics = BenchTopics::create(&args.brokers, &args.topic_prefix, args.partitions).await?;
+    let mut topics = BenchTopics::create(&args.brokers, &args.topic_prefix, args.partitions).await?;
+    topics.args.batch_max_messages = args.batch_max_messages;
     let result = kafka_on(&args, &cfg, &topics, &log, log_bytes, &db).await;
     topics.delete().await;
     result

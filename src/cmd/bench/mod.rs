@@ -93,6 +93,10 @@ pub struct KafkaBenchArgs {
     #[arg(long, env = "GOATVIEW_BENCH_TOPIC_PREFIX", default_value = "gvbench")]
     pub topic_prefix: String,
 
+    /// Most messages per write transaction (as `serve --kafka-batch-max-messages`).
+    #[arg(long, env = "GOATVIEW_BENCH_BATCH_MAX_MESSAGES", default_value_t = 50_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub batch_max_messages: u64,
+
     /// Keep the state file here (must not exist yet); a temporary file otherwise.
     #[arg(long, env = "GOATVIEW_BENCH_DB")]
     pub db: Option<PathBuf>,
@@ -120,6 +124,10 @@ pub struct FreshnessArgs {
     /// deleted at the end.
     #[arg(long, env = "GOATVIEW_BENCH_TOPIC_PREFIX", default_value = "gvbench")]
     pub topic_prefix: String,
+
+    /// Most messages per write transaction (as `serve --kafka-batch-max-messages`).
+    #[arg(long, env = "GOATVIEW_BENCH_BATCH_MAX_MESSAGES", default_value_t = 50_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub batch_max_messages: u64,
 
     /// Background load: the log's lines published at this many events per second (paced;
     /// the log starts over when it ends). 0 for none.
