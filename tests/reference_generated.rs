@@ -90,3 +90,42 @@ async fn generated_log_answers_match_the_reference() {
     }
     assert!(checked > 300, "only {checked} answers compared");
 }
+
+/// `outliers` answers from whichever of two strategies is cheaper for the period; both
+/// must give the same answer everywhere, whichever one the HTTP test above happened to use.
+#[test]
+fn both_outlier_strategies_agree() {
+    use goatview::query::{DateRange, OutliersParams, outliers_by_merge, outliers_in_period, project};
+
+    let sample = generate(&GenConfig::new(11, Scale::Test));
+    let ts = TestStore::new();
+    ts.apply_lines(&sample.lines, 2_000);
+    let rtxn = ts.store.read().unwrap();
+    let today = default_now().date_naive();
+    let d = |days: u64| Some(today - chrono::Days::new(days));
+    let date = |s: &str| Some(s.parse().unwrap());
+    let ranges = [
+        (None, None),
+        (d(7), d(0)),
+        (d(90), None),
+        (None, d(60)),
+        (date("2026-03-07"), date("2026-03-09")),
+        (date("2026-10-31"), date("2026-11-02")),
+    ];
+    let mut rows = 0;
+    for key in &sample.api_keys {
+        for id in &key.project_ids {
+            let id = goatview::events::parse_id(id).unwrap();
+            let Some(p) = project(&rtxn, id).unwrap() else { continue };
+            for (from, to) in ranges {
+                for (min_x_multiple, limit) in [(1.0, 100), (1.5, 50), (1.5, 3), (3.0, 1), (0.5, 100)] {
+                    let q = OutliersParams { range: DateRange { from, to }, min_x_multiple, limit };
+                    let merged = outliers_by_merge(&rtxn, &p, &q).unwrap();
+                    assert_eq!(merged, outliers_in_period(&rtxn, &p, &q).unwrap(), "{from:?}..{to:?} {q:?}");
+                    rows += merged.len();
+                }
+            }
+        }
+    }
+    assert!(rows > 500, "the cases must find outliers: {rows} rows");
+}

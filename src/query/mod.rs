@@ -11,7 +11,9 @@ mod videos;
 
 pub use campaigns::{campaign_leaderboard, member_overlap};
 pub use creators::{creator_leaderboard, creator_scatter, goal_compliance, posting_consistency};
-pub use videos::{outliers, posting_heatmap, video_leaderboard, view_distribution};
+pub use videos::{
+    outliers, outliers_by_merge, outliers_in_period, posting_heatmap, video_leaderboard, view_distribution,
+};
 
 use chrono::NaiveDate;
 use chrono_tz::Tz;

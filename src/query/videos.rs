@@ -254,6 +254,22 @@ fn exact_extreme(rtxn: &ReadTransaction, p: Id, period: &Period, cell: u64, smal
 /// first ratio below the threshold.
 pub fn outliers(rtxn: &ReadTransaction, p: &ProjectView, q: &OutliersParams) -> Result<Vec<OutlierRow>> {
     let period = period(p, &q.range);
+    // The merge below walks about `limit × total / in_period` candidates before it has
+    // `limit` in the period; reading the period's own videos costs `in_period`. Take the
+    // cheaper, so a short or quiet period does not walk the whole project.
+    let in_period = posts_in(rtxn, p.id, &period)? as u128;
+    let total = posts_in(rtxn, p.id, &Period::ALL)? as u128;
+    if in_period * in_period < u128::from(q.limit) * total {
+        outliers_in_period(rtxn, p, q)
+    } else {
+        outliers_by_merge(rtxn, p, q)
+    }
+}
+
+/// Outliers by merging every creator's videos in view order (a heap of one stream per
+/// creator), skipping those posted outside the period: cheap when most are inside it.
+pub fn outliers_by_merge(rtxn: &ReadTransaction, p: &ProjectView, q: &OutliersParams) -> Result<Vec<OutlierRow>> {
+    let period = period(p, &q.range);
     let medians = rtxn.open_table(defs::creator_median)?;
     let views = rtxn.open_table(defs::creator_views)?;
     let mut streams = Vec::new();
@@ -281,21 +297,7 @@ pub fn outliers(rtxn: &ReadTransaction, p: &ProjectView, q: &OutliersParams) -> 
         }
         if period.contains(head.posted) {
             let v = video_record(&videos, p.id, head.video)?.ok_or_else(missing)?;
-            let c = creator_profile(&creators, p.id, creator)?.ok_or_else(missing)?;
-            rows.push(OutlierRow {
-                video_id: crate::events::id_to_string(&head.video),
-                creator_id: crate::events::id_to_string(&creator),
-                view_count: head.views,
-                median_views: median,
-                x_multiple: round2(head.ratio),
-                posted_at: head.posted.to_rfc3339(),
-                title: v.title,
-                thumbnail_url: v.thumbnail_url,
-                url: v.url,
-                tiktok_handle: Some(c.tiktok_handle),
-                display_name: c.display_name,
-                avatar_url: c.avatar_url,
-            });
+            rows.push(outlier_row(&creators, p.id, &head, median, creator, v)?);
             if rows.len() as u64 >= q.limit {
                 break;
             }
@@ -305,6 +307,90 @@ pub fn outliers(rtxn: &ReadTransaction, p: &ProjectView, q: &OutliersParams) -> 
         }
     }
     Ok(rows)
+}
+
+/// Outliers from the videos posted in the period, each against its creator's median:
+/// cheap when the period holds few videos.
+pub fn outliers_in_period(rtxn: &ReadTransaction, p: &ProjectView, q: &OutliersParams) -> Result<Vec<OutlierRow>> {
+    let period = &period(p, &q.range);
+    let by_posted = rtxn.open_table(defs::by_posted)?;
+    let medians = rtxn.open_table(defs::creator_median)?;
+    let views = rtxn.open_table(defs::creator_views)?;
+    let videos = rtxn.open_table(defs::videos)?;
+    let creators = rtxn.open_table(defs::creators)?;
+    let mut median_by_creator: std::collections::HashMap<Id, f64> = std::collections::HashMap::new();
+    let mut found = Vec::new();
+    let (lo, hi) = posted_range(p.id, period);
+    for e in by_posted.range(lo..hi)? {
+        let (k, v) = e?;
+        let (_, secs, nanos, video) = k.value();
+        let posted = Instant { secs, nanos };
+        let record = video_record(&videos, p.id, video)?.ok_or_else(missing)?;
+        let creator = record.creator_id;
+        let median = match median_by_creator.get(&creator) {
+            Some(&m) => m,
+            None => {
+                let (n, a, b) = medians.get((p.id, creator))?.ok_or_else(missing)?.value();
+                let m = median_of(&views, p.id, creator, n, (a, b))?;
+                median_by_creator.insert(creator, m);
+                m
+            }
+        };
+        let count = v.value().0;
+        if median <= 0.0 {
+            continue;
+        }
+        let head = Head { ratio: count as f64 / median, views: count, video, posted };
+        if head.ratio >= q.min_x_multiple {
+            found.push((head, median, creator, record));
+        }
+    }
+    // Answer order: ratio desc, then view_count desc, then video_id asc.
+    found.sort_by(|(a, ..), (b, ..)| {
+        b.ratio.total_cmp(&a.ratio).then(b.views.cmp(&a.views)).then(a.video.cmp(&b.video))
+    });
+    found
+        .into_iter()
+        .take(q.limit as usize)
+        .map(|(head, median, creator, record)| outlier_row(&creators, p.id, &head, median, creator, record))
+        .collect()
+}
+
+fn outlier_row(
+    creators: &impl ReadableTable<(IdKey, IdKey), &'static [u8]>,
+    p: Id,
+    head: &Head,
+    median: f64,
+    creator: Id,
+    v: VideoSnapshot,
+) -> Result<OutlierRow> {
+    let c = creator_profile(creators, p, creator)?.ok_or_else(missing)?;
+    Ok(OutlierRow {
+        video_id: crate::events::id_to_string(&head.video),
+        creator_id: crate::events::id_to_string(&creator),
+        view_count: head.views,
+        median_views: median,
+        x_multiple: round2(head.ratio),
+        posted_at: head.posted.to_rfc3339(),
+        title: v.title,
+        thumbnail_url: v.thumbnail_url,
+        url: v.url,
+        tiktok_handle: Some(c.tiktok_handle),
+        display_name: c.display_name,
+        avatar_url: c.avatar_url,
+    })
+}
+
+/// Visible videos posted in a period, from the bucket sums.
+fn posts_in(rtxn: &ReadTransaction, p: Id, period: &Period) -> Result<u64> {
+    let t = rtxn.open_table(defs::project_buckets)?;
+    let mut n = 0;
+    for (l, u) in period_units(rtxn, p, period)? {
+        if let Some(v) = t.get((p, l as u8, u))? {
+            n += v.value().0;
+        }
+    }
+    Ok(n)
 }
 
 type ViewsRange<'a> = redb::Range<'a, (IdKey, IdKey, u64, IdKey), (i64, u32)>;
