@@ -72,7 +72,7 @@ pub struct ReplayArgs {
     pub db: DbArgs,
 
     /// Lines per write transaction.
-    #[arg(long, env = "GOATVIEW_BATCH_SIZE", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, env = "GOATVIEW_BATCH_SIZE", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub batch_size: u64,
 
     /// Leave the file as ingestion left it instead of compacting it at the end (redb keeps

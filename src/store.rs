@@ -156,7 +156,12 @@ impl Store {
     /// Rewrites the file without the pages earlier transactions freed, so it shrinks to
     /// the state it holds. Needs the only handle, no reader open: offline use (replay).
     pub fn compact(&mut self) -> Result<(), StoreError> {
-        self.db.compact()?;
+        // Each pass moves what it can; redb says when another pass would shrink it further.
+        for _ in 0..8 {
+            if !self.db.compact()? {
+                break;
+            }
+        }
         Ok(())
     }
 

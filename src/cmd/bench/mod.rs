@@ -164,7 +164,7 @@ pub struct IngestArgs {
     pub db: Option<PathBuf>,
 
     /// Lines per write transaction.
-    #[arg(long, env = "GOATVIEW_BENCH_BATCH_SIZE", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, env = "GOATVIEW_BENCH_BATCH_SIZE", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub batch_size: u64,
 
     /// Size of redb's page cache in MiB (redb's default, 1024, when unset).
