@@ -29,6 +29,13 @@ impl Level {
     /// Finest first.
     pub const ALL: [Level; 4] = [Level::Quarter, Level::Hour, Level::Day, Level::Block];
 
+    /// Whether per-unit top-video lists (`campaign_top`) are kept at this level. Finer
+    /// units would multiply the largest table by two for a rare need: a period's edges
+    /// find their top video in the list of the day around them instead.
+    pub const fn keeps_top(self) -> bool {
+        matches!(self, Level::Day | Level::Block)
+    }
+
     /// Width of one unit, in quarters (an hour; a UTC day; 32 UTC days).
     pub const fn quarters(self) -> i64 {
         match self {

@@ -48,14 +48,39 @@ pub fn campaign_leaderboard(
         let mut distinct = HashSet::new();
         let mut best: Option<(u64, Id)> = None;
         if now.posts > 0 {
-            for &(l, u) in &units {
-                let l = l as u8;
+            // Finer units keep no top list: their videos are found in the day around them.
+            let mut edge_days = Vec::new();
+            for &(level, u) in &units {
+                let l = level as u8;
                 for e in creators.range((p.id, c, l, u, ID_MIN)..=(p.id, c, l, u, ID_MAX))? {
                     distinct.insert(e?.0.value().4);
+                }
+                if !level.keeps_top() {
+                    let day = (u * level.quarters()).div_euclid(Level::Day.quarters());
+                    if edge_days.last() != Some(&day) {
+                        edge_days.push(day);
+                    }
+                    continue;
                 }
                 if let Some(e) = top.range((p.id, c, l, u, 0, ID_MIN)..=(p.id, c, l, u, u64::MAX, ID_MAX))?.next() {
                     let (_, _, _, _, nv, video) = e?.0.value();
                     best = Some(best.map_or((nv, video), |b| b.min((nv, video))));
+                }
+            }
+            // The first video of an edge day's list (most views first) posted in the period.
+            let l = Level::Day as u8;
+            for day in edge_days {
+                for e in top.range((p.id, c, l, day, 0, ID_MIN)..=(p.id, c, l, day, u64::MAX, ID_MAX))? {
+                    let (k, at) = e?;
+                    let (_, _, _, _, nv, video) = k.value();
+                    if best.is_some_and(|b| b < (nv, video)) {
+                        break; // nothing further down this list can beat what is found
+                    }
+                    let (secs, nanos) = at.value();
+                    if period.contains(Instant { secs, nanos }) {
+                        best = Some((nv, video));
+                        break;
+                    }
                 }
             }
         }

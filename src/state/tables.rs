@@ -190,8 +190,9 @@ tables! {
     campaign_buckets: (P, Id, u8, i64) => SumsRow;
     /// (project, root campaign, level, unit, creator) → number of its resolved videos.
     campaign_creators: (P, Id, u8, i64, Id) => u64;
-    /// (project, root campaign, level, unit, !views, video) of its resolved videos.
-    campaign_top: (P, Id, u8, i64, u64, Id) => ();
+    /// (project, root campaign, level, unit, !views, video) of its resolved videos →
+    /// posted_at; day and 32-day levels only (see `Level::keeps_top`).
+    campaign_top: (P, Id, u8, i64, u64, Id) => At;
     /// (project, item_type, entity) → number of visible campaigns it is a direct member of.
     overlap_count: (P, u8, Id) => u64;
     /// (project, item_type, !count, entity) for visible entities with count > 0.

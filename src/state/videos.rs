@@ -240,7 +240,10 @@ fn contribute_to_campaigns<'a>(
             let pending = &mut t.pending;
             add_sums(entry(&mut pending.campaign, &t.campaign_buckets, (p, root, l, u))?, &sums, add)?;
             add_to(entry(&mut pending.campaign_creators, &t.campaign_creators, (p, root, l, u, f.creator))?, delta)?;
-            pending.campaign_top.insert((p, root, l, u, !c.views, f.video), add.then_some(()));
+            if level.keeps_top() {
+                let at = (f.posted.secs, f.posted.nanos);
+                pending.campaign_top.insert((p, root, l, u, !c.views, f.video), add.then_some(at));
+            }
         }
     }
     Ok(())
@@ -278,9 +281,9 @@ fn recount(t: &mut Tables, p: Id, old: &Facts, new: &Facts) -> Result<()> {
         }
         for &root in &new.campaigns {
             replace_sums(entry(&mut t.pending.campaign, &t.campaign_buckets, (p, root, l, u))?, &os, &ns)?;
-            if views_changed {
+            if views_changed && level.keeps_top() {
                 t.pending.campaign_top.insert((p, root, l, u, !oc.views, new.video), None);
-                t.pending.campaign_top.insert((p, root, l, u, !nc.views, new.video), Some(()));
+                t.pending.campaign_top.insert((p, root, l, u, !nc.views, new.video), Some(at));
             }
         }
     }
@@ -336,7 +339,7 @@ pub struct Pending {
     campaign_creators: FxHashMap<(Id, Id, u8, i64, Id), u64>,
     by_posted: Staged<(Id, i64, u32, Id), CountsRow>,
     by_metric: Staged<(Id, u8, u64, Id), At>,
-    campaign_top: Staged<CampaignTopKey, ()>,
+    campaign_top: Staged<CampaignTopKey, At>,
     videos: FxHashMap<(Id, Id), Vec<u8>>,
     /// (project, creator) → root campaigns reached from the creator's memberships, valid
     /// until a membership or a campaign's visibility changes ([`Pending::forget_roots`]).
