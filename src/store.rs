@@ -210,3 +210,31 @@ fn bump(t: &mut Tables, name: &'static str, by: u64) -> Result<(), StoreError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_in_another_layout_is_refused_with_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.redb");
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.counter(FORMAT).unwrap(), STATE_FORMAT);
+        // What an older build leaves: state written, a different (or no) format recorded.
+        let txn = store.db.begin_write().unwrap();
+        {
+            let mut t = Tables::open(&txn).unwrap();
+            t.counters.insert(EVENTS_APPLIED, 5).unwrap();
+            t.counters.insert(FORMAT, STATE_FORMAT - 1).unwrap();
+        }
+        txn.commit().unwrap();
+        drop(store);
+        let err = Store::open(&path).err().expect("refused").to_string();
+        assert!(err.contains("replay the logs into a new file"), "{err}");
+
+        let store = Store::open(&dir.path().join("fresh.redb")).unwrap();
+        drop(store);
+        assert!(Store::open(&dir.path().join("fresh.redb")).is_ok(), "a fresh file reopens");
+    }
+}
