@@ -80,16 +80,28 @@ pub fn posting_consistency(
     let Some((lo, hi)) = posted_quarters(rtxn, p.id)? else { return Ok(Vec::new()) };
     let (s, e) = period.quarters(lo, hi);
     let t = rtxn.open_table(defs::creator_buckets)?;
-    let mut days: BTreeMap<(Id, chrono::NaiveDate), u64> = BTreeMap::new();
+    // Rows come unit by unit, so each unit's local day is worked out once.
+    let mut days: rustc_hash::FxHashMap<(Id, chrono::NaiveDate), u64> = Default::default();
     for (level, a, b) in local_hour_spans(q.tz, s, e) {
         let l = level as u8;
+        let mut unit_day: Option<(i64, chrono::NaiveDate)> = None;
         for entry in t.range((p.id, l, a, ID_MIN)..(p.id, l, b, ID_MIN))? {
             let (k, v) = entry?;
             let (_, _, unit, creator) = k.value();
-            let day = local_date(q.tz, Instant { secs: unit * level.quarters() * crate::time::QUARTER_SECS, nanos: 0 });
+            let day = match unit_day {
+                Some((u, d)) if u == unit => d,
+                _ => {
+                    let at = Instant { secs: unit * level.quarters() * crate::time::QUARTER_SECS, nanos: 0 };
+                    let d = local_date(q.tz, at);
+                    unit_day = Some((unit, d));
+                    d
+                }
+            };
             *days.entry((creator, day)).or_default() += v.value().0;
         }
     }
+    let mut days: Vec<((Id, chrono::NaiveDate), u64)> = days.into_iter().collect();
+    days.sort_unstable_by_key(|&(k, _)| k);
     Ok(days
         .into_iter()
         .map(|((c, day), n)| ConsistencyRow {
