@@ -337,13 +337,9 @@ pub(crate) fn project_sums(rtxn: &ReadTransaction, p: Id, period: &Period) -> Re
 }
 
 /// Per-creator sums over a period, for creators with at least one visible video in it.
-pub(crate) fn creator_sums(
-    rtxn: &ReadTransaction,
-    p: Id,
-    period: &Period,
-) -> Result<std::collections::HashMap<Id, Sums>> {
+pub(crate) fn creator_sums(rtxn: &ReadTransaction, p: Id, period: &Period) -> Result<rustc_hash::FxHashMap<Id, Sums>> {
     let t = rtxn.open_table(defs::creator_buckets)?;
-    let mut out: std::collections::HashMap<Id, Sums> = std::collections::HashMap::new();
+    let mut out: rustc_hash::FxHashMap<Id, Sums> = Default::default();
     for (l, u) in period_units(rtxn, p, period)? {
         let l = l as u8;
         for e in t.range((p, l, u, ID_MIN)..=(p, l, u, ID_MAX))? {
