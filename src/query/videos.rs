@@ -257,8 +257,8 @@ pub fn outliers(rtxn: &ReadTransaction, p: &ProjectView, q: &OutliersParams) -> 
     // The merge below walks about `limit × total / in_period` candidates before it has
     // `limit` in the period; reading the period's own videos costs `in_period`. Take the
     // cheaper, so a short or quiet period does not walk the whole project.
-    let in_period = posts_in(rtxn, p.id, &period)? as u128;
-    let total = posts_in(rtxn, p.id, &Period::ALL)? as u128;
+    let in_period = u128::from(project_sums(rtxn, p.id, &period)?.posts);
+    let total = u128::from(project_sums(rtxn, p.id, &Period::ALL)?.posts);
     if in_period * in_period < u128::from(q.limit) * total {
         outliers_in_period(rtxn, p, q)
     } else {
@@ -379,18 +379,6 @@ fn outlier_row(
         display_name: c.display_name,
         avatar_url: c.avatar_url,
     })
-}
-
-/// Visible videos posted in a period, from the bucket sums.
-fn posts_in(rtxn: &ReadTransaction, p: Id, period: &Period) -> Result<u64> {
-    let t = rtxn.open_table(defs::project_buckets)?;
-    let mut n = 0;
-    for (l, u) in period_units(rtxn, p, period)? {
-        if let Some(v) = t.get((p, l as u8, u))? {
-            n += v.value().0;
-        }
-    }
-    Ok(n)
 }
 
 type ViewsRange<'a> = redb::Range<'a, (IdKey, IdKey, u64, IdKey), (i64, u32)>;
