@@ -262,8 +262,7 @@ pub(super) async fn freshness(args: FreshnessArgs, now: Option<Instant>) -> anyh
     println!("command: {}", command_line());
     let tmp = Scratch::new("freshness")?;
     let (log, _) = obtain_log(&args.source, &cfg, &tmp.0)?;
-    let mut topics = BenchTopics::create(&args.brokers, &args.topic_prefix, args.partitions).await?;
-    topics.args.batch_max_messages = args.batch_max_messages;
+    let topics = BenchTopics::create(&args.broker).await?;
     let result = freshness_on(&args, now, &topics, &log, &tmp.0.join("bench.redb")).await;
     topics.delete().await;
     result
@@ -276,7 +275,7 @@ async fn freshness_on(
     log: &Path,
     db: &Path,
 ) -> anyhow::Result<()> {
-    let brokers = args.brokers.clone();
+    let brokers = args.broker.brokers.clone();
     let store = Arc::new(Store::open(db).with_context(|| format!("opening {}", db.display()))?);
     let stats = Arc::new(KafkaStats::default());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -19,7 +19,9 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
-use super::{KafkaBenchArgs, LogSource, Machine, command_line, load_average, mib, peak_rss_kib, reset_peak_rss};
+use super::{
+    BenchBroker, KafkaBenchArgs, LogSource, Machine, command_line, load_average, mib, peak_rss_kib, reset_peak_rss,
+};
 use crate::cmd::produce::{ProduceSummary, flush, producer, publish_lines};
 use crate::events::Instant;
 use crate::r#gen::{GenConfig, GenStats, Scale};
@@ -83,8 +85,10 @@ pub(super) struct BenchTopics {
 
 impl BenchTopics {
     /// Creates `<prefix>-<pid>-<nanos>-<topic>` for the four topics (`partitions` each)
-    /// and their DLQ topics (1 each), and waits until metadata shows them all.
-    pub(super) async fn create(brokers: &str, prefix: &str, partitions: i32) -> anyhow::Result<BenchTopics> {
+    /// and their DLQ topics (1 each), and waits until metadata shows them all. The
+    /// consumer settings (`args`) batch as `broker` asks.
+    pub(super) async fn create(broker: &BenchBroker) -> anyhow::Result<BenchTopics> {
+        let (brokers, prefix, partitions) = (broker.brokers.as_str(), &broker.topic_prefix, broker.partitions);
         let admin: AdminClient<DefaultClientContext> =
             ClientConfig::new().set("bootstrap.servers", brokers).create().context("creating the admin client")?;
         let meta: BaseConsumer =
@@ -102,6 +106,7 @@ impl BenchTopics {
             projects: named(&d.projects),
         };
         args.group_id = unique;
+        args.batch_max_messages = broker.batch_max_messages;
         let topics = BenchTopics { args, partitions, admin, meta };
 
         let all = topics.all_topics();
@@ -217,8 +222,7 @@ pub(super) async fn kafka(args: KafkaBenchArgs, now: Option<Instant>) -> anyhow:
     };
     let log_bytes = std::fs::metadata(&log).with_context(|| format!("reading {}", log.display()))?.len();
 
-    let mut topics = BenchTopics::create(&args.brokers, &args.topic_prefix, args.partitions).await?;
-    topics.args.batch_max_messages = args.batch_max_messages;
+    let topics = BenchTopics::create(&args.broker).await?;
     let result = kafka_on(&args, &cfg, &topics, &log, log_bytes, &db).await;
     topics.delete().await;
     result

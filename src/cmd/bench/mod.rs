@@ -74,15 +74,13 @@ pub struct LogSource {
     pub log_file: Option<PathBuf>,
 }
 
+/// The broker a Kafka bench runs against and the topics it creates there.
 #[derive(Debug, Args)]
-pub struct KafkaBenchArgs {
+pub struct BenchBroker {
     /// Kafka bootstrap servers (`host:port,...`). Its own variable, not
     /// `GOATVIEW_KAFKA_BROKERS`, so that a bench never creates topics on a broker by accident.
     #[arg(long, env = "GOATVIEW_BENCH_BROKERS")]
     pub brokers: String,
-
-    #[command(flatten)]
-    pub source: LogSource,
 
     /// Partitions of each of the four source topics (their DLQ topics get 1).
     #[arg(long, env = "GOATVIEW_BENCH_PARTITIONS", default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..))]
@@ -96,6 +94,15 @@ pub struct KafkaBenchArgs {
     /// Most messages per write transaction (as `serve --kafka-batch-max-messages`).
     #[arg(long, env = "GOATVIEW_BENCH_BATCH_MAX_MESSAGES", default_value_t = 50_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub batch_max_messages: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct KafkaBenchArgs {
+    #[command(flatten)]
+    pub broker: BenchBroker,
+
+    #[command(flatten)]
+    pub source: LogSource,
 
     /// Keep the state file here (must not exist yet); a temporary file otherwise.
     #[arg(long, env = "GOATVIEW_BENCH_DB")]
@@ -108,26 +115,11 @@ pub struct KafkaBenchArgs {
 
 #[derive(Debug, Args)]
 pub struct FreshnessArgs {
-    /// Kafka bootstrap servers (`host:port,...`). Its own variable, not
-    /// `GOATVIEW_KAFKA_BROKERS`, so that a bench never creates topics on a broker by accident.
-    #[arg(long, env = "GOATVIEW_BENCH_BROKERS")]
-    pub brokers: String,
+    #[command(flatten)]
+    pub broker: BenchBroker,
 
     #[command(flatten)]
     pub source: LogSource,
-
-    /// Partitions of each of the four source topics (their DLQ topics get 1).
-    #[arg(long, env = "GOATVIEW_BENCH_PARTITIONS", default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..))]
-    pub partitions: i32,
-
-    /// Start of the topic names; `-<pid>-<nanos>-<topic>` makes them unique. They are
-    /// deleted at the end.
-    #[arg(long, env = "GOATVIEW_BENCH_TOPIC_PREFIX", default_value = "gvbench")]
-    pub topic_prefix: String,
-
-    /// Most messages per write transaction (as `serve --kafka-batch-max-messages`).
-    #[arg(long, env = "GOATVIEW_BENCH_BATCH_MAX_MESSAGES", default_value_t = 50_000, value_parser = clap::value_parser!(u64).range(1..))]
-    pub batch_max_messages: u64,
 
     /// Background load: the log's lines published at this many events per second (paced;
     /// the log starts over when it ends). 0 for none.
@@ -328,7 +320,7 @@ mod tests {
         };
         match parse(&["goatview", "bench", "kafka", "--brokers", "h:1", "--partitions", "2"]) {
             BenchCommand::Kafka(a) => {
-                assert_eq!((a.brokers.as_str(), a.partitions, a.source.scale.as_str()), ("h:1", 2, "s"));
+                assert_eq!((a.broker.brokers.as_str(), a.broker.partitions, a.source.scale.as_str()), ("h:1", 2, "s"));
             }
             other => panic!("{other:?}"),
         }
