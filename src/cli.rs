@@ -61,8 +61,8 @@ impl DbArgs {
     /// Opens the state file with the cache asked for.
     pub fn open(&self) -> anyhow::Result<crate::store::Store> {
         use anyhow::Context;
-        let cache = self.cache_mib.map(|m| (m as usize) << 20);
-        crate::store::Store::open_with_cache(&self.db, cache).with_context(|| format!("opening {}", self.db.display()))
+        crate::store::Store::open_with_cache(&self.db, self.cache_mib)
+            .with_context(|| format!("opening {}", self.db.display()))
     }
 }
 

@@ -101,12 +101,12 @@ impl Store {
         Store::open_with_cache(path, None)
     }
 
-    /// [`Store::open`] with redb's page cache set to `cache_bytes` (redb's default, 1 GiB,
+    /// [`Store::open`] with redb's page cache set to `cache_mib` MiB (redb's default, 1 GiB,
     /// when `None`). Ingestion slows sharply once a transaction's pages no longer fit.
-    pub fn open_with_cache(path: &Path, cache_bytes: Option<usize>) -> Result<Store, StoreError> {
+    pub fn open_with_cache(path: &Path, cache_mib: Option<u64>) -> Result<Store, StoreError> {
         let mut builder = Database::builder();
-        if let Some(bytes) = cache_bytes {
-            builder.set_cache_size(bytes);
+        if let Some(mib) = cache_mib {
+            builder.set_cache_size((mib as usize) << 20);
         }
         let db = builder.create(path)?;
         let txn = db.begin_write()?;

@@ -51,8 +51,7 @@ fn ingest_in(args: &IngestArgs, cfg: &GenConfig, tmp: &Path) -> anyhow::Result<(
     let log_bytes = std::fs::metadata(&log).with_context(|| format!("reading {}", log.display()))?.len();
     let peak_reset = reset_peak_rss();
 
-    let cache = args.cache_mib.map(|m| (m as usize) << 20);
-    let mut store = Store::open_with_cache(&db, cache).with_context(|| format!("opening {}", db.display()))?;
+    let mut store = Store::open_with_cache(&db, args.cache_mib).with_context(|| format!("opening {}", db.display()))?;
     let mut points: Vec<(f64, u64)> = Vec::new();
     let started = WallClock::now();
     // The generator's instant (`--now` when given) stamps the dead letters.
