@@ -47,15 +47,13 @@ pub fn run(args: ReplayArgs, now: Option<Instant>) -> anyhow::Result<()> {
         println!(
             "compacted {}: {:.1} MiB -> {:.1} MiB in {:.2}s",
             args.db.db.display(),
-            before as f64 / MIB,
-            file_size(&args.db.db) as f64 / MIB,
+            super::mib(before),
+            super::mib(file_size(&args.db.db)),
             started.elapsed().as_secs_f64()
         );
     }
     Ok(())
 }
-
-const MIB: f64 = 1024.0 * 1024.0;
 
 fn file_size(path: &std::path::Path) -> u64 {
     std::fs::metadata(path).map_or(0, |m| m.len())

@@ -32,6 +32,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
+use super::mib;
 use crate::events::Instant;
 
 /// `goatview bench`: measure ingest and query performance.
@@ -300,10 +301,6 @@ fn load_average() -> String {
 
 fn command_line() -> String {
     std::env::args().collect::<Vec<_>>().join(" ")
-}
-
-fn mib(bytes: u64) -> f64 {
-    bytes as f64 / 1048576.0
 }
 
 #[cfg(test)]
