@@ -149,18 +149,20 @@ def _count(o, k):
     return v
 
 
-def _uuid(o, k):
-    v = parse_uuid(o.get(k))
+def _parsed(parse, o, k):
+    """o[k] through a gvcommon parser, which answers None for anything invalid."""
+    v = parse(o.get(k))
     if v is None:
         raise Invalid(k)
     return v
+
+
+def _uuid(o, k):
+    return _parsed(parse_uuid, o, k)
 
 
 def _ts(o, k):
-    v = parse_ts(o.get(k))
-    if v is None:
-        raise Invalid(k)
-    return v
+    return _parsed(parse_ts, o, k)
 
 
 def _nullable(o, k):
@@ -178,10 +180,7 @@ def _nonempty(o, k):
 
 
 def _date(o, k):
-    v = parse_date(o.get(k))
-    if v is None:
-        raise Invalid(k)
-    return v
+    return _parsed(parse_date, o, k)
 
 
 class Project:
