@@ -57,6 +57,11 @@ pub fn unit_of(level: Level, q: i64) -> i64 {
     q.div_euclid(level.quarters())
 }
 
+/// The first instant of unit `u` at `level`.
+pub fn unit_start(level: Level, u: i64) -> Instant {
+    Instant { secs: u * level.quarters() * QUARTER_SECS, nanos: 0 }
+}
+
 /// Splits the quarter range `[start, end)` into the fewest aligned units: coarse units
 /// in the middle, finer ones at the edges. Reads then cost O(units), not O(events).
 pub fn decompose(mut start: i64, end: i64) -> Vec<(Level, i64)> {

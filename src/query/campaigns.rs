@@ -9,7 +9,7 @@ use crate::events::{ItemType, id_to_string};
 use crate::state::campaigns::containing;
 use crate::state::videos::Sums;
 use crate::state::{Reg, decode};
-use crate::time::Period;
+use crate::time::{Period, unit_of};
 
 /// Every visible campaign over its resolved videos in `[from, to]`, against the prior
 /// period of the same length.
@@ -56,7 +56,7 @@ pub fn campaign_leaderboard(
                     distinct.insert(e?.0.value().4);
                 }
                 if !level.keeps_top() {
-                    let day = (u * level.quarters()).div_euclid(Level::Day.quarters());
+                    let day = unit_of(Level::Day, u * level.quarters());
                     if edge_days.last() != Some(&day) {
                         edge_days.push(day);
                     }

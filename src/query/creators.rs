@@ -8,7 +8,7 @@ use super::*;
 use crate::events::{CreatorSnapshot, Goal, GoalMetric, id_to_string};
 use crate::state::videos::Sums;
 use crate::state::{Reg, decode};
-use crate::time::{Period, local_date, local_hour_spans};
+use crate::time::{Period, local_date, local_hour_spans, unit_start};
 
 /// Every tracked creator ranked by views in the period.
 pub fn creator_leaderboard(
@@ -91,8 +91,7 @@ pub fn posting_consistency(
             let day = match unit_day {
                 Some((u, d)) if u == unit => d,
                 _ => {
-                    let at = Instant { secs: unit * level.quarters() * crate::time::QUARTER_SECS, nanos: 0 };
-                    let d = local_date(q.tz, at);
+                    let d = local_date(q.tz, unit_start(level, unit));
                     unit_day = Some((unit, d));
                     d
                 }

@@ -7,7 +7,7 @@ use redb::{ReadTransaction, ReadableTable};
 
 use super::*;
 use crate::state::videos::{Metric, hist_cell_high};
-use crate::time::{Period, local_dow_hour, local_hour_spans};
+use crate::time::{Period, local_dow_hour, local_hour_spans, unit_start};
 
 fn period(p: &ProjectView, r: &DateRange) -> Period {
     Period::days(p.tz, r.from, r.to)
@@ -131,7 +131,7 @@ pub fn posting_heatmap(rtxn: &ReadTransaction, p: &ProjectView, q: &HeatmapParam
         let l = level as u8;
         for entry in t.range((p.id, l, a)..(p.id, l, b))? {
             let (k, v) = entry?;
-            let at = Instant { secs: k.value().2 * level.quarters() * crate::time::QUARTER_SECS, nanos: 0 };
+            let at = unit_start(level, k.value().2);
             let sums = crate::state::videos::Sums::from_row(v.value());
             let cell = cells.entry(local_dow_hour(q.tz, at)).or_default();
             cell.0 += sums.posts;
