@@ -85,8 +85,9 @@ pub const EVENTS_APPLIED: &str = "events_applied";
 /// Counter holding the layout version of the state tables.
 pub const FORMAT: &str = "state_format";
 /// Bumped whenever stored keys or values change meaning (2: hour buckets; 3: campaign top
-/// lists at day and 32-day levels, with posted_at).
-pub const STATE_FORMAT: u64 = 3;
+/// lists at day and 32-day levels, with posted_at; 4: campaign rollups at day and
+/// 32-day levels only, bounded top lists, creators in `by_posted`).
+pub const STATE_FORMAT: u64 = 4;
 pub const DEAD_LETTERS: &str = "dead_letters";
 
 /// The engine's state file.

@@ -29,12 +29,10 @@ impl Level {
     /// Finest first.
     pub const ALL: [Level; 4] = [Level::Quarter, Level::Hour, Level::Day, Level::Block];
 
-    /// Whether per-unit top-video lists (`campaign_top`) are kept at this level. Finer
-    /// units would multiply the largest table by two for a rare need: a period's edges
-    /// find their top video in the list of the day around them instead.
-    pub const fn keeps_top(self) -> bool {
-        matches!(self, Level::Day | Level::Block)
-    }
+    /// The levels campaign rollups are kept at: whole UTC days and 32-day blocks. A
+    /// video in ~14 campaigns would otherwise cost 14 rows per fine level; a period's
+    /// partial days at its edges are read from the videos posted in them instead.
+    pub const CAMPAIGN: [Level; 2] = [Level::Day, Level::Block];
 
     /// Width of one unit, in quarters (an hour; a UTC day; 32 UTC days).
     pub const fn quarters(self) -> i64 {
@@ -76,6 +74,21 @@ pub fn decompose(mut start: i64, end: i64) -> Vec<(Level, i64)> {
         start += level.quarters();
     }
     out
+}
+
+/// Aligned bucket units `(level, unit)`.
+pub type Units = Vec<(Level, i64)>;
+
+/// Splits the quarter range `[start, end)` into whole UTC days, as aligned day and
+/// 32-day units, and the quarter ranges of the partial days left at its edges.
+pub fn split_days(start: i64, end: i64) -> (Units, Vec<(i64, i64)>) {
+    let day = Level::Day.quarters();
+    let (d0, d1) = (start.div_euclid(day) + i64::from(start.rem_euclid(day) != 0), end.div_euclid(day));
+    if d0 >= d1 {
+        return (Vec::new(), if start < end { vec![(start, end)] } else { Vec::new() });
+    }
+    let edges = [(start, d0 * day), (d1 * day, end)].into_iter().filter(|(a, b)| a < b).collect();
+    (decompose(d0 * day, d1 * day), edges)
 }
 
 /// How to read the quarters `[start, end)` so that every row read lies in one local hour
@@ -185,6 +198,27 @@ fn ceil_quarter(t: Instant) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn split_days_covers_exactly_with_whole_days_inside() {
+        let day = Level::Day.quarters();
+        for (s, e) in [(0, 1), (5, 20000), (-3000, 7000), (96, 192), (95, 97), (10, 10), (20, 150), (-7, 96 * 40 + 3)] {
+            let (units, edges) = split_days(s, e);
+            let mut covered: Vec<(i64, i64)> = edges.clone();
+            for (l, u) in &units {
+                assert!(Level::CAMPAIGN.contains(l), "{l:?}");
+                covered.push((u * l.quarters(), (u + 1) * l.quarters()));
+            }
+            covered.sort();
+            let mut at = s;
+            for (a, b) in covered {
+                assert_eq!(a, at, "{s}..{e}");
+                at = b;
+            }
+            assert_eq!(at, e.max(s));
+            assert!(edges.len() <= 2 && edges.iter().all(|(a, b)| b - a < 2 * day));
+        }
+    }
 
     #[test]
     fn decompose_covers_exactly_with_few_units() {

@@ -215,3 +215,89 @@ fn every_endpoint_is_covered() {
     let covered: std::collections::BTreeSet<_> = queries().into_iter().map(|q| q.0).collect();
     assert_eq!(covered.len(), ENDPOINTS.len());
 }
+
+/// Many videos of tracked creators in nested campaigns, posted around two UTC days: first
+/// scraped with many views, then, later and in random order, with few, with removals and
+/// re-scrapes in between. Campaign units hold more videos than their top lists keep, so
+/// the lists lose every entry and are rebuilt.
+fn churn_case() -> impl Strategy<Value = (Vec<String>, Vec<String>)> {
+    let video = (0..2u8, 0..3usize, 10..1000u64);
+    let noise = prop_oneof![
+        (0..30u8, 0..1000u64).prop_map(|(video, views)| (video, Some(views))),
+        (0..30u8).prop_map(|video| (video, None)),
+    ];
+    (
+        prop::collection::vec(video, 12..30),
+        Just(()).prop_perturb(|_, mut rng| rng.random::<u64>()),
+        prop::collection::vec((noise, any::<u128>()), 0..20),
+        0..ZONES.len(),
+    )
+        .prop_flat_map(|(videos, seed, noise, zone)| {
+            let mut lines: Vec<String> = vec![render(&Spec::Project { zone }, 0, 1), key_line()];
+            let setup = [
+                Spec::Snapshot { creator: 0, followers: 5, handle: 0 },
+                Spec::Snapshot { creator: 1, followers: 5, handle: 0 },
+                Spec::Campaign { campaign: 0, name: 0 },
+                Spec::Campaign { campaign: 1, name: 1 },
+                Spec::Item { campaign: 0, kind: 0, item: 0, added: true },
+                Spec::Item { campaign: 1, kind: 2, item: 0, added: true },
+                Spec::Item { campaign: 1, kind: 1, item: 7, added: true },
+            ];
+            lines.extend(setup.iter().enumerate().map(|(i, s)| render(s, 0, 2 + i as u128)));
+            let scrape = |v: usize, views: u64| {
+                let (creator, posted) = (videos[v].0, videos[v].1);
+                Spec::Scrape { video: v as u8, creator, posted, views, likes: views % 7 }
+            };
+            for (v, &(_, _, views)) in videos.iter().enumerate() {
+                lines.push(render(&scrape(v, views), (v % 6) as u8, 100 + v as u128));
+            }
+            // Later, every video falls to a few views, in an order drawn from the seed.
+            let mut order: Vec<usize> = (0..videos.len()).collect();
+            let mut x = seed | 1;
+            for i in (1..order.len()).rev() {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                order.swap(i, (x % (i as u64 + 1)) as usize);
+            }
+            for (i, v) in order.into_iter().enumerate() {
+                lines.push(render(&scrape(v, (v % 5) as u64), 6 + (i % 6) as u8, 200 + v as u128));
+            }
+            for ((v, views), eid) in noise {
+                let v = usize::from(v) % videos.len();
+                let s = match views {
+                    Some(views) => scrape(v, views),
+                    None => Spec::RemoveVideo { video: v as u8 },
+                };
+                lines.push(render(&s, (eid % 12) as u8, eid));
+            }
+            (Just(lines.clone()), Just(lines).prop_shuffle())
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    #[test]
+    fn campaign_top_lists_survive_churn((events, shuffled) in churn_case(), batch in 1..4usize) {
+        let (sa, sb) = (TestStore::new(), TestStore::new());
+        sa.apply_lines(&events, batch);
+        sb.apply_lines(&shuffled, shuffled.len());
+        prop_assert_eq!(sa.dump(), sb.dump(), "state differs between two delivery orders");
+
+        let reference = Reference::from_lines(&events);
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let app = sa.app(now());
+        let p = ("project_id", PROJECT);
+        for (from, to) in [("2026-03-07", "2026-03-07"), ("2026-03-08", "2026-03-08"), ("2026-03-07", "2026-03-09"), ("2026-03-01", "2026-03-31")] {
+            let query = pairs(&[p, ("from", from), ("to", to)]);
+            let (status, body) = rt.block_on(get(&app, &uri("campaign-leaderboard", &query), Some(KEY)));
+            let expected = reference.answer("campaign-leaderboard", &query, now()).expect("a valid query");
+            prop_assert_eq!(status.as_u16(), 200, "{:?}: {}", query, body);
+            let views = period_views(&reference, PROJECT, &query);
+            if let Err(e) = compare("campaign-leaderboard", &body["data"], &expected, &views) {
+                prop_assert!(false, "{:?}: {}\nevents:\n{}", query, e, events.join("\n"));
+            }
+        }
+    }
+}

@@ -1,15 +1,18 @@
 //! Campaign endpoints: campaign-leaderboard, member-overlap.
 
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 
 use redb::ReadTransaction;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::*;
 use crate::events::{ItemType, id_to_string};
-use crate::state::campaigns::containing;
+use crate::state::campaigns::{containing, reach_up_in};
+use crate::state::tables::{IdKey, SumsRow};
+use crate::state::top;
 use crate::state::videos::Sums;
 use crate::state::{Reg, decode};
-use crate::time::{Period, unit_of};
+use crate::time::{Period, split_days, unit_start};
 
 /// Every visible campaign over its resolved videos in `[from, to]`, against the prior
 /// period of the same length.
@@ -22,88 +25,170 @@ pub fn campaign_leaderboard(
     let len = chrono::Days::new(((to - from).num_days() + 1) as u64);
     let period = Period::days(p.tz, Some(from), Some(to));
     let prior = Period::days(p.tz, Some(from - len), Some(from - chrono::Days::new(1)));
-    let units = period_units(rtxn, p.id, &period)?;
-    let prior_units = period_units(rtxn, p.id, &prior)?;
+    let mut roots = Roots::open(rtxn, p.id)?;
+    let now = Tallies::read(rtxn, p.id, &period, &mut roots)?;
+    let before = Tallies::read(rtxn, p.id, &prior, &mut roots)?;
     let campaigns = rtxn.open_table(defs::campaigns)?;
-    let buckets = rtxn.open_table(defs::campaign_buckets)?;
-    let creators = rtxn.open_table(defs::campaign_creators)?;
-    let top = rtxn.open_table(defs::campaign_top)?;
     let videos = rtxn.open_table(defs::videos)?;
-    let sums = |c: Id, units: &[(crate::time::Level, i64)]| -> Result<Sums> {
-        let mut s = Sums::default();
-        for &(l, u) in units {
-            if let Some(v) = buckets.get((p.id, c, l as u8, u))? {
-                s.add(&Sums::from_row(v.value()));
-            }
-        }
-        Ok(s)
-    };
     let mut rows = Vec::new();
     for e in campaigns.range((p.id, ID_MIN)..=(p.id, ID_MAX))? {
         let (k, v) = e?;
         let Some(name) = decode::<Reg<String>>(v.value())?.value else { continue };
         let c = k.value().1;
-        let now = sums(c, &units)?;
-        let before = sums(c, &prior_units)?;
-        let mut distinct = HashSet::new();
-        let mut best: Option<(u64, Id)> = None;
-        if now.posts > 0 {
-            // Finer units keep no top list: their videos are found in the day around them.
-            let mut edge_days = Vec::new();
-            for &(level, u) in &units {
-                let l = level as u8;
-                for e in creators.range((p.id, c, l, u, ID_MIN)..=(p.id, c, l, u, ID_MAX))? {
-                    distinct.insert(e?.0.value().4);
-                }
-                if !level.keeps_top() {
-                    let day = unit_of(Level::Day, u * level.quarters());
-                    if edge_days.last() != Some(&day) {
-                        edge_days.push(day);
-                    }
-                    continue;
-                }
-                if let Some(e) = top.range((p.id, c, l, u, 0, ID_MIN)..=(p.id, c, l, u, u64::MAX, ID_MAX))?.next() {
-                    let (_, _, _, _, nv, video) = e?.0.value();
-                    best = Some(best.map_or((nv, video), |b| b.min((nv, video))));
-                }
-            }
-            // The first video of an edge day's list (most views first) posted in the period.
-            let l = Level::Day as u8;
-            for day in edge_days {
-                for e in top.range((p.id, c, l, day, 0, ID_MIN)..=(p.id, c, l, day, u64::MAX, ID_MAX))? {
-                    let (k, at) = e?;
-                    let (_, _, _, _, nv, video) = k.value();
-                    if best.is_some_and(|b| b < (nv, video)) {
-                        break; // nothing further down this list can beat what is found
-                    }
-                    let (secs, nanos) = at.value();
-                    if period.contains(Instant { secs, nanos }) {
-                        best = Some((nv, video));
-                        break;
-                    }
-                }
-            }
-        }
+        let (sums, creators, best) = now.of(c)?;
+        let (prior_sums, ..) = before.sums_of(c)?;
         let preview = match best {
             Some((_, video)) => video_record(&videos, p.id, video)?.and_then(|v| v.thumbnail_url),
             None => None,
         };
-        let delta = now.views as i128 - before.views as i128;
+        let delta = sums.views as i128 - prior_sums.views as i128;
         rows.push(CampaignRow {
             campaign_id: id_to_string(&c),
             name,
-            total_views: now.views,
-            total_likes: now.likes,
-            video_count: now.posts,
-            creator_count: distinct.len() as u64,
+            total_views: sums.views,
+            total_likes: sums.likes,
+            video_count: sums.posts,
+            creator_count: creators,
             preview_thumbnail_url: preview,
-            prior_views: before.views,
+            prior_views: prior_sums.views,
             views_delta: delta,
-            views_delta_pct: (before.views > 0).then(|| (delta as f64 / before.views as f64 * 100.0).round() as i64),
+            views_delta_pct: (prior_sums.views > 0)
+                .then(|| (delta as f64 / prior_sums.views as f64 * 100.0).round() as i64),
         });
     }
     rows.sort_by(|a, b| b.total_views.cmp(&a.total_views).then_with(|| a.campaign_id.cmp(&b.campaign_id)));
     Ok(rows)
+}
+
+/// Which campaigns a video counts in, as ingestion resolves it, memoised per creator.
+struct Roots {
+    p: Id,
+    members_by_item: redb::ReadOnlyTable<(IdKey, u8, IdKey, IdKey), ()>,
+    campaigns: redb::ReadOnlyTable<(IdKey, IdKey), &'static [u8]>,
+    of_creator: FxHashMap<Id, BTreeSet<Id>>,
+}
+
+impl Roots {
+    fn open(rtxn: &ReadTransaction, p: Id) -> Result<Roots> {
+        Ok(Roots {
+            p,
+            members_by_item: rtxn.open_table(defs::members_by_item)?,
+            campaigns: rtxn.open_table(defs::campaigns)?,
+            of_creator: FxHashMap::default(),
+        })
+    }
+
+    fn of_video(&mut self, video: Id, creator: Id) -> Result<BTreeSet<Id>> {
+        let (m, c, p) = (&self.members_by_item, &self.campaigns, self.p);
+        let mut roots = match self.of_creator.get(&creator) {
+            Some(r) => r.clone(),
+            None => {
+                let r = reach_up_in(m, c, p, containing(m, p, ItemType::Creator, creator)?)?;
+                self.of_creator.insert(creator, r.clone());
+                r
+            }
+        };
+        let direct = containing(m, p, ItemType::Video, video)?;
+        if !direct.is_empty() {
+            roots.extend(reach_up_in(m, c, p, direct)?);
+        }
+        Ok(roots)
+    }
+}
+
+/// Campaign figures over one period: the whole UTC days in it come from the campaign
+/// rollups, the partial days at its edges from the videos posted in them.
+struct Tallies {
+    p: Id,
+    units: Vec<(Level, i64)>,
+    buckets: redb::ReadOnlyTable<(IdKey, IdKey, u8, i64), SumsRow>,
+    creators: redb::ReadOnlyTable<(IdKey, IdKey, u8, i64, IdKey), u64>,
+    best: redb::ReadOnlyTable<(IdKey, IdKey, u8, i64), &'static [u8]>,
+    edges: FxHashMap<Id, Edge>,
+}
+
+/// One campaign's videos in a period's partial days.
+#[derive(Default)]
+struct Edge {
+    sums: Sums,
+    creators: FxHashSet<Id>,
+    best: Option<top::Key>,
+}
+
+impl Tallies {
+    fn read(rtxn: &ReadTransaction, p: Id, period: &Period, roots: &mut Roots) -> Result<Tallies> {
+        let (units, edge_quarters) = match posted_quarters(rtxn, p)? {
+            Some((lo, hi)) => {
+                let (s, e) = period.quarters(lo, hi);
+                split_days(s, e)
+            }
+            None => (Vec::new(), Vec::new()),
+        };
+        let by_posted = rtxn.open_table(defs::by_posted)?;
+        let mut edges: FxHashMap<Id, Edge> = FxHashMap::default();
+        for (a, b) in edge_quarters {
+            let (qa, qb) = (unit_start(Level::Quarter, a), unit_start(Level::Quarter, b));
+            let clip = Period {
+                start: Some(period.start.map_or(qa, |s| s.max(qa))),
+                end: Some(period.end.map_or(qb, |e| e.min(qb))),
+            };
+            let (lo, hi) = posted_range(p, &clip);
+            for e in by_posted.range(lo..hi)? {
+                let (k, v) = e?;
+                let video = k.value().3;
+                let (creator, views, likes, comments, shares, _) = v.value();
+                let sums = Sums::of(&crate::events::Counts { views, likes, comments, shares, saves: 0 });
+                for root in roots.of_video(video, creator)? {
+                    let edge = edges.entry(root).or_default();
+                    edge.sums.add(&sums);
+                    edge.creators.insert(creator);
+                    edge.best = Some(edge.best.map_or((!views, video), |b| b.min((!views, video))));
+                }
+            }
+        }
+        Ok(Tallies {
+            p,
+            units,
+            buckets: rtxn.open_table(defs::campaign_buckets)?,
+            creators: rtxn.open_table(defs::campaign_creators)?,
+            best: rtxn.open_table(defs::campaign_best)?,
+            edges,
+        })
+    }
+
+    /// Campaign `c`'s sums over the period.
+    fn sums_of(&self, c: Id) -> Result<(Sums, Option<&Edge>)> {
+        let edge = self.edges.get(&c);
+        let mut s = edge.map_or_else(Sums::default, |e| e.sums);
+        for &(l, u) in &self.units {
+            if let Some(v) = self.buckets.get((self.p, c, l as u8, u))? {
+                s.add(&Sums::from_row(v.value()));
+            }
+        }
+        Ok((s, edge))
+    }
+
+    /// Campaign `c`'s sums, distinct creators and video with most views over the period.
+    fn of(&self, c: Id) -> Result<(Sums, u64, Option<top::Key>)> {
+        let (sums, edge) = self.sums_of(c)?;
+        if sums.posts == 0 {
+            return Ok((sums, 0, None));
+        }
+        let mut creators: FxHashSet<Id> = edge.map(|e| e.creators.clone()).unwrap_or_default();
+        let mut best = edge.and_then(|e| e.best);
+        for &(l, u) in &self.units {
+            let (p, l) = (self.p, l as u8);
+            for e in self.creators.range((p, c, l, u, ID_MIN)..=(p, c, l, u, ID_MAX))? {
+                creators.insert(e?.0.value().4);
+            }
+            if let Some(g) = self.best.get((p, c, l, u))? {
+                let head = top::TopList::decode(g.value()).and_then(|t| t.first());
+                let head = head.ok_or_else(|| crate::state::StateError::Corrupt("campaign_best row".into()))?;
+                best = Some(best.map_or(head, |b| b.min(head)));
+            }
+        }
+        Ok((sums, creators.len() as u64, best))
+    }
 }
 
 /// Rows member-overlap returns at most.

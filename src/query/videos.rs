@@ -79,7 +79,7 @@ pub fn video_leaderboard(rtxn: &ReadTransaction, p: &ProjectView, q: &VideoLeade
                     let (k, v) = e?;
                     let (_, s, n, id) = k.value();
                     let c = v.value();
-                    let value = [c.0, c.1, c.2, c.3, c.4][metric as usize];
+                    let value = [c.1, c.2, c.3, c.4, c.5][metric as usize];
                     all_rows.push((Reverse(value), id, Instant { secs: s, nanos: n }));
                 }
                 all_rows.sort_unstable();
@@ -325,8 +325,7 @@ pub fn outliers_in_period(rtxn: &ReadTransaction, p: &ProjectView, q: &OutliersP
         let (k, v) = e?;
         let (_, secs, nanos, video) = k.value();
         let posted = Instant { secs, nanos };
-        let record = video_record(&videos, p.id, video)?.ok_or_else(missing)?;
-        let creator = record.creator_id;
+        let (creator, count, ..) = v.value();
         let median = match median_by_creator.get(&creator) {
             Some(&m) => m,
             None => {
@@ -336,12 +335,12 @@ pub fn outliers_in_period(rtxn: &ReadTransaction, p: &ProjectView, q: &OutliersP
                 m
             }
         };
-        let count = v.value().0;
         if median <= 0.0 {
             continue;
         }
         let head = Head { ratio: count as f64 / median, views: count, video, posted };
         if head.ratio >= q.min_x_multiple {
+            let record = video_record(&videos, p.id, video)?.ok_or_else(missing)?;
             found.push((head, median, creator, record));
         }
     }

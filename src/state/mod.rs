@@ -11,6 +11,7 @@
 
 pub mod campaigns;
 pub mod tables;
+pub mod top;
 pub mod videos;
 
 use redb::ReadableTable;

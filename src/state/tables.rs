@@ -98,7 +98,7 @@ macro_rules! tables {
             use redb::ReadableTable;
             let mut out = Vec::new();
             $(
-                if !BOOKKEEPING.contains(&stringify!($field)) {
+                if !BOOKKEEPING.contains(&stringify!($field)) && stringify!($field) != "campaign_best" {
                     let t = rtxn.open_table(defs::$field)?;
                     for e in t.iter()? {
                         let (k, v) = e?;
@@ -106,6 +106,12 @@ macro_rules! tables {
                     }
                 }
             )*
+            // A top list's length depends on the order events came in; its head does not.
+            for e in rtxn.open_table(defs::campaign_best)?.iter()? {
+                let (k, v) = e?;
+                let head = super::top::TopList::decode(v.value()).and_then(|l| l.first());
+                out.push(format!("campaign_best {:?} {:?}", k.value(), head));
+            }
             Ok(out)
         }
 
@@ -172,8 +178,9 @@ tables! {
     project_meta: P => At;
 
     // ---- Aggregates over visible videos ---------------------------------------------
-    /// (project, posted_at, video) of visible videos → their (views, likes, comments, shares, saves).
-    by_posted: (P, i64, u32, Id) => (u64, u64, u64, u64, u64);
+    /// (project, posted_at, video) of visible videos → their (creator, views, likes,
+    /// comments, shares, saves).
+    by_posted: (P, i64, u32, Id) => (Id, u64, u64, u64, u64, u64);
     /// (project, metric, !value, video) of visible videos → posted_at.
     by_metric: (P, u8, u64, Id) => At;
     /// (project, creator, !views, video) of visible videos → posted_at.
@@ -186,13 +193,14 @@ tables! {
     creator_buckets: (P, u8, i64, Id) => SumsRow;
     /// (project, level, unit, HDR cell lowest value) → number of videos.
     hist_cells: (P, u8, i64, u64) => u64;
-    /// (project, root campaign, level, unit) → sums over its resolved videos.
+    /// (project, root campaign, level, unit) → sums over its resolved videos; day and
+    /// 32-day levels only (`Level::CAMPAIGN`), as are the two tables below.
     campaign_buckets: (P, Id, u8, i64) => SumsRow;
     /// (project, root campaign, level, unit, creator) → number of its resolved videos.
     campaign_creators: (P, Id, u8, i64, Id) => u64;
-    /// (project, root campaign, level, unit, !views, video) of its resolved videos →
-    /// posted_at; day and 32-day levels only (see `Level::keeps_top`).
-    campaign_top: (P, Id, u8, i64, u64, Id) => At;
+    /// (project, root campaign, level, unit) → the first few of its resolved videos by
+    /// views (a `TopList`): enough to know the one with most views.
+    campaign_best: (P, Id, u8, i64) => Bytes;
     /// (project, item_type, entity) → number of visible campaigns it is a direct member of.
     overlap_count: (P, u8, Id) => u64;
     /// (project, item_type, !count, entity) for visible entities with count > 0.

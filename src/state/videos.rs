@@ -9,9 +9,10 @@ use rustc_hash::FxHashMap;
 use redb::ReadableTable;
 
 use super::tables::{At, SumsRow, Tables};
+use super::top::TopList;
 use super::{Reg, Result, StateError, campaigns, encode, get_present, get_reg};
 use crate::events::{Counts, CreatorSnapshot, Id, Instant, ItemType, Stamp, VideoSnapshot};
-use crate::time::{Level, quarter_of, unit_of};
+use crate::time::{Level, quarter_of, unit_of, unit_start};
 
 /// The sortable count columns, as stored in `by_metric`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -196,7 +197,7 @@ fn contribute(t: &mut Tables, p: Id, f: &Facts, add: bool) -> Result<()> {
     let at = (f.posted.secs, f.posted.nanos);
     let c = &f.counts;
     if add {
-        t.pending.by_posted.insert((p, at.0, at.1, f.video), Some((c.views, c.likes, c.comments, c.shares, c.saves)));
+        t.pending.by_posted.insert((p, at.0, at.1, f.video), Some(counts_row(f.creator, c)));
         for m in Metric::ALL {
             t.pending.by_metric.insert((p, m as u8, !m.of(c), f.video), Some(at));
         }
@@ -234,16 +235,17 @@ fn contribute_to_campaigns<'a>(
     let sums = Sums::of(c);
     let delta = if add { 1 } else { -1 };
     let q = quarter_of(f.posted);
-    for level in Level::ALL {
+    let rank = (!c.views, f.video);
+    for level in Level::CAMPAIGN {
         let (l, u) = (level as u8, unit_of(level, q));
         for &root in roots.clone() {
             let pending = &mut t.pending;
-            add_sums(entry(&mut pending.campaign, &t.campaign_buckets, (p, root, l, u))?, &sums, add)?;
+            let bucket = entry(&mut pending.campaign, &t.campaign_buckets, (p, root, l, u))?;
+            let n = bucket.posts;
+            add_sums(bucket, &sums, add)?;
             add_to(entry(&mut pending.campaign_creators, &t.campaign_creators, (p, root, l, u, f.creator))?, delta)?;
-            if level.keeps_top() {
-                let at = (f.posted.secs, f.posted.nanos);
-                pending.campaign_top.insert((p, root, l, u, !c.views, f.video), add.then_some(at));
-            }
+            let best = top_entry(&mut pending.campaign_best, &t.campaign_best, (p, root, l, u))?;
+            if add { best.add(rank, n) } else { best.remove(rank) }
         }
     }
     Ok(())
@@ -256,7 +258,7 @@ fn recount(t: &mut Tables, p: Id, old: &Facts, new: &Facts) -> Result<()> {
     let at = (new.posted.secs, new.posted.nanos);
     let (oc, nc) = (&old.counts, &new.counts);
     let pending = &mut t.pending;
-    pending.by_posted.insert((p, at.0, at.1, new.video), Some((nc.views, nc.likes, nc.comments, nc.shares, nc.saves)));
+    pending.by_posted.insert((p, at.0, at.1, new.video), Some(counts_row(new.creator, nc)));
     for m in Metric::ALL {
         if m.of(oc) != m.of(nc) {
             pending.by_metric.insert((p, m as u8, !m.of(oc), new.video), None);
@@ -279,11 +281,17 @@ fn recount(t: &mut Tables, p: Id, old: &Facts, new: &Facts) -> Result<()> {
             add_to(entry(&mut pending.hist, &t.hist_cells, (p, l, u, old_cell))?, -1)?;
             add_to(entry(&mut pending.hist, &t.hist_cells, (p, l, u, new_cell))?, 1)?;
         }
+    }
+    for level in Level::CAMPAIGN {
+        let (l, u) = (level as u8, unit_of(level, q));
         for &root in &new.campaigns {
-            replace_sums(entry(&mut t.pending.campaign, &t.campaign_buckets, (p, root, l, u))?, &os, &ns)?;
-            if views_changed && level.keeps_top() {
-                t.pending.campaign_top.insert((p, root, l, u, !oc.views, new.video), None);
-                t.pending.campaign_top.insert((p, root, l, u, !nc.views, new.video), Some(at));
+            let pending = &mut t.pending;
+            let bucket = entry(&mut pending.campaign, &t.campaign_buckets, (p, root, l, u))?;
+            let n = bucket.posts;
+            replace_sums(bucket, &os, &ns)?;
+            if views_changed {
+                let best = top_entry(&mut pending.campaign_best, &t.campaign_best, (p, root, l, u))?;
+                best.change((!oc.views, new.video), (!nc.views, new.video), n);
             }
         }
     }
@@ -313,8 +321,13 @@ fn add_to(count: &mut u64, delta: i64) -> Result<()> {
 
 /// Index rows to write (`Some`) or remove (`None`).
 type Staged<K, V> = FxHashMap<K, Option<V>>;
-type CountsRow = (u64, u64, u64, u64, u64);
-type CampaignTopKey = (Id, Id, u8, i64, u64, Id);
+/// A `by_posted` value: (creator, views, likes, comments, shares, saves).
+pub type CountsRow = (Id, u64, u64, u64, u64, u64);
+type CampaignKey = (Id, Id, u8, i64);
+
+fn counts_row(creator: Id, c: &Counts) -> CountsRow {
+    (creator, c.views, c.likes, c.comments, c.shares, c.saves)
+}
 
 /// Rows a write transaction has changed, kept in memory and written back once by
 /// [`Tables::flush`]. The write-back goes in key order, so it touches each B-tree page
@@ -327,6 +340,7 @@ type CampaignTopKey = (Id, Id, u8, i64, u64, Id);
 /// - Index rows that ingestion only writes, never reads (`None` = remove): the last write
 ///   of a key in the batch is the one that counts, so an insert and its later removal in
 ///   one batch cost nothing.
+/// - Campaign units' top lists, rebuilt on write-back if they lost every entry.
 /// - Video registers, read through [`video_reg`] so a batch sees its own writes.
 /// - Caches of creators' trackedness and of what campaign memberships resolve to, not
 ///   written back.
@@ -334,12 +348,12 @@ type CampaignTopKey = (Id, Id, u8, i64, u64, Id);
 pub struct Pending {
     project: FxHashMap<(Id, u8, i64), Sums>,
     creator: FxHashMap<(Id, u8, i64, Id), Sums>,
-    campaign: FxHashMap<(Id, Id, u8, i64), Sums>,
+    campaign: FxHashMap<CampaignKey, Sums>,
     hist: FxHashMap<(Id, u8, i64, u64), u64>,
     campaign_creators: FxHashMap<(Id, Id, u8, i64, Id), u64>,
     by_posted: Staged<(Id, i64, u32, Id), CountsRow>,
     by_metric: Staged<(Id, u8, u64, Id), At>,
-    campaign_top: Staged<CampaignTopKey, At>,
+    campaign_best: FxHashMap<CampaignKey, TopList>,
     videos: FxHashMap<(Id, Id), Vec<u8>>,
     /// (project, creator) → root campaigns reached from the creator's memberships, valid
     /// until a membership or a campaign's visibility changes ([`Pending::forget_roots`]).
@@ -403,6 +417,24 @@ where
     }
 }
 
+/// The pending top list of a campaign unit, loaded the first time it is touched.
+fn top_entry<'m>(
+    pending: &'m mut FxHashMap<CampaignKey, TopList>,
+    table: &redb::Table<'_, (super::tables::IdKey, super::tables::IdKey, u8, i64), &'static [u8]>,
+    key: CampaignKey,
+) -> Result<&'m mut TopList> {
+    match pending.entry(key) {
+        Entry::Occupied(e) => Ok(e.into_mut()),
+        Entry::Vacant(e) => {
+            let list = match table.get(key)? {
+                Some(g) => TopList::decode(g.value()).ok_or_else(|| StateError::Corrupt("campaign_best row".into()))?,
+                None => TopList::default(),
+            };
+            Ok(e.insert(list))
+        }
+    }
+}
+
 /// A map's entries in key order, leaving it empty.
 fn sorted<K: Ord, V>(map: &mut FxHashMap<K, V>) -> Vec<(K, V)> {
     let mut rows: Vec<(K, V)> = map.drain().collect();
@@ -456,13 +488,54 @@ impl Tables<'_> {
         }
         write_staged(&mut self.pending.by_posted, &mut self.by_posted)?;
         write_staged(&mut self.pending.by_metric, &mut self.by_metric)?;
-        write_staged(&mut self.pending.campaign_top, &mut self.campaign_top)?;
         write_back(&mut self.pending.project, &mut self.project_buckets)?;
         write_back(&mut self.pending.creator, &mut self.creator_buckets)?;
+        self.write_best()?;
         write_back(&mut self.pending.campaign, &mut self.campaign_buckets)?;
         write_back(&mut self.pending.hist, &mut self.hist_cells)?;
         write_back(&mut self.pending.campaign_creators, &mut self.campaign_creators)?;
         Ok(())
+    }
+}
+
+impl Tables<'_> {
+    /// Writes the pending top lists, first rebuilding those that lost every entry while
+    /// their unit still holds videos. Runs after `by_posted` is written, which it reads.
+    fn write_best(&mut self) -> Result<()> {
+        let mut lists = sorted(&mut self.pending.campaign_best);
+        for (key, list) in &mut lists {
+            let posts = self.pending.campaign.get(key).map_or(0, |s| s.posts);
+            if list.is_empty() && posts > 0 {
+                *list = self.rebuild_best(*key)?;
+                if list.is_empty() {
+                    return Err(StateError::Corrupt("campaign unit without its videos".into()));
+                }
+            }
+        }
+        for (key, list) in lists {
+            if list.is_empty() {
+                self.campaign_best.remove(key)?;
+            } else {
+                self.campaign_best.insert(key, list.encode().as_slice())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The top list of a campaign unit, from the visible videos posted in the unit.
+    fn rebuild_best(&self, (p, root, l, u): CampaignKey) -> Result<TopList> {
+        let level = Level::CAMPAIGN.into_iter().find(|x| *x as u8 == l).expect("a campaign level");
+        let (start, end) = (unit_start(level, u), unit_start(level, u + 1));
+        let mut members = Vec::new();
+        for e in self.by_posted.range((p, start.secs, 0, [0u8; 16])..(p, end.secs, 0, [0u8; 16]))? {
+            let (k, v) = e?;
+            let video = k.value().3;
+            let (creator, views, ..) = v.value();
+            if campaigns::roots_of_video(self, p, video, creator)?.contains(&root) {
+                members.push((!views, video));
+            }
+        }
+        Ok(TopList::of(members))
     }
 }
 
