@@ -79,6 +79,19 @@ pub fn decompose(mut start: i64, end: i64) -> Vec<(Level, i64)> {
 /// Aligned bucket units `(level, unit)`.
 pub type Units = Vec<(Level, i64)>;
 
+/// Consecutive units of one level as runs `(level, first, end)`, each read with one range
+/// scan instead of a lookup per unit.
+pub fn runs(units: &[(Level, i64)]) -> Vec<(Level, i64, i64)> {
+    let mut out: Vec<(Level, i64, i64)> = Vec::new();
+    for &(l, u) in units {
+        match out.last_mut() {
+            Some((rl, _, end)) if *rl == l && *end == u => *end = u + 1,
+            _ => out.push((l, u, u + 1)),
+        }
+    }
+    out
+}
+
 /// Splits the quarter range `[start, end)` into whole UTC days, as aligned day and
 /// 32-day units, and the quarter ranges of the partial days left at its edges.
 pub fn split_days(start: i64, end: i64) -> (Units, Vec<(i64, i64)>) {
@@ -198,6 +211,17 @@ fn ceil_quarter(t: Instant) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn runs_cover_the_same_units() {
+        for (s, e) in [(0, 1), (5, 20000), (-3000, 7000), (96, 192), (95, 97), (10, 10)] {
+            let units = decompose(s, e);
+            let again: Vec<(Level, i64)> =
+                runs(&units).into_iter().flat_map(|(l, a, b)| (a..b).map(move |u| (l, u))).collect();
+            assert_eq!(again, units);
+            assert!(runs(&units).len() <= 7);
+        }
+    }
 
     #[test]
     fn split_days_covers_exactly_with_whole_days_inside() {

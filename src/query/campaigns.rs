@@ -12,7 +12,7 @@ use crate::state::tables::{IdKey, SumsRow};
 use crate::state::top;
 use crate::state::videos::Sums;
 use crate::state::{Reg, decode};
-use crate::time::{Period, split_days, unit_start};
+use crate::time::{Period, runs, split_days, unit_start};
 
 /// Every visible campaign over its resolved videos in `[from, to]`, against the prior
 /// period of the same length.
@@ -60,12 +60,18 @@ pub fn campaign_leaderboard(
     Ok(rows)
 }
 
-/// Which campaigns a video counts in, as ingestion resolves it, memoised per creator.
+/// Which campaigns a video counts in, as ingestion resolves it: through its creator
+/// (memoised per creator) and through its own direct memberships.
 struct Roots {
     p: Id,
     members_by_item: redb::ReadOnlyTable<(IdKey, u8, IdKey, IdKey), ()>,
     campaigns: redb::ReadOnlyTable<(IdKey, IdKey), &'static [u8]>,
-    of_creator: FxHashMap<Id, BTreeSet<Id>>,
+    of_creator: FxHashMap<Id, Vec<Id>>,
+    /// Campaign → the campaigns reached up from it: a creator's roots are the union over
+    /// the campaigns it is a direct member of.
+    up: FxHashMap<Id, BTreeSet<Id>>,
+    /// Campaigns each video is a direct member of, read once when first needed.
+    direct: Option<FxHashMap<Id, Vec<Id>>>,
 }
 
 impl Roots {
@@ -75,24 +81,50 @@ impl Roots {
             members_by_item: rtxn.open_table(defs::members_by_item)?,
             campaigns: rtxn.open_table(defs::campaigns)?,
             of_creator: FxHashMap::default(),
+            up: FxHashMap::default(),
+            direct: None,
         })
     }
 
-    fn of_video(&mut self, video: Id, creator: Id) -> Result<BTreeSet<Id>> {
-        let (m, c, p) = (&self.members_by_item, &self.campaigns, self.p);
-        let mut roots = match self.of_creator.get(&creator) {
-            Some(r) => r.clone(),
-            None => {
-                let r = reach_up_in(m, c, p, containing(m, p, ItemType::Creator, creator)?)?;
-                self.of_creator.insert(creator, r.clone());
-                r
-            }
-        };
-        let direct = containing(m, p, ItemType::Video, video)?;
-        if !direct.is_empty() {
-            roots.extend(reach_up_in(m, c, p, direct)?);
+    fn of_creator(&mut self, creator: Id) -> Result<&[Id]> {
+        if !self.of_creator.contains_key(&creator) {
+            let direct = containing(&self.members_by_item, self.p, ItemType::Creator, creator)?;
+            let roots = self.reach(direct)?.into_iter().collect();
+            self.of_creator.insert(creator, roots);
         }
-        Ok(roots)
+        Ok(&self.of_creator[&creator])
+    }
+
+    /// The campaigns in `start` and every campaign reachable up from them.
+    fn reach(&mut self, start: Vec<Id>) -> Result<BTreeSet<Id>> {
+        let mut out = BTreeSet::new();
+        for c in start {
+            if !self.up.contains_key(&c) {
+                let reached = reach_up_in(&self.members_by_item, &self.campaigns, self.p, vec![c])?;
+                self.up.insert(c, reached);
+            }
+            out.extend(&self.up[&c]);
+        }
+        Ok(out)
+    }
+
+    /// Campaigns a video counts in through its direct memberships but not through its
+    /// creator.
+    fn only_direct(&mut self, video: Id, creator: Id) -> Result<Vec<Id>> {
+        let p = self.p;
+        if self.direct.is_none() {
+            let mut direct: FxHashMap<Id, Vec<Id>> = FxHashMap::default();
+            let k = ItemType::Video as u8;
+            for e in self.members_by_item.range((p, k, ID_MIN, ID_MIN)..=(p, k, ID_MAX, ID_MAX))? {
+                let (_, _, item, c) = e?.0.value();
+                direct.entry(item).or_default().push(c);
+            }
+            self.direct = Some(direct);
+        }
+        let Some(start) = self.direct.as_ref().and_then(|d| d.get(&video)).cloned() else { return Ok(Vec::new()) };
+        let reached = self.reach(start)?;
+        let via_creator = self.of_creator(creator)?;
+        Ok(reached.into_iter().filter(|r| via_creator.binary_search(r).is_err()).collect())
     }
 }
 
@@ -100,7 +132,8 @@ impl Roots {
 /// rollups, the partial days at its edges from the videos posted in them.
 struct Tallies {
     p: Id,
-    units: Vec<(Level, i64)>,
+    /// Runs of whole-day units `(level, first, end)`.
+    runs: Vec<(Level, i64, i64)>,
     buckets: redb::ReadOnlyTable<(IdKey, IdKey, u8, i64), SumsRow>,
     creators: redb::ReadOnlyTable<(IdKey, IdKey, u8, i64, IdKey), u64>,
     best: redb::ReadOnlyTable<(IdKey, IdKey, u8, i64), &'static [u8]>,
@@ -115,6 +148,14 @@ struct Edge {
     best: Option<top::Key>,
 }
 
+impl Edge {
+    fn add(&mut self, creator: Id, sums: &Sums, best: top::Key) {
+        self.sums.add(sums);
+        self.creators.insert(creator);
+        self.best = Some(self.best.map_or(best, |b| b.min(best)));
+    }
+}
+
 impl Tallies {
     fn read(rtxn: &ReadTransaction, p: Id, period: &Period, roots: &mut Roots) -> Result<Tallies> {
         let (units, edge_quarters) = match posted_quarters(rtxn, p)? {
@@ -126,6 +167,9 @@ impl Tallies {
         };
         let by_posted = rtxn.open_table(defs::by_posted)?;
         let mut edges: FxHashMap<Id, Edge> = FxHashMap::default();
+        // Videos are summed per creator first, then each creator's total goes to the
+        // campaigns reached through it: creators × campaigns, not videos × campaigns.
+        let mut by_creator: FxHashMap<Id, (Sums, top::Key)> = FxHashMap::default();
         for (a, b) in edge_quarters {
             let (qa, qb) = (unit_start(Level::Quarter, a), unit_start(Level::Quarter, b));
             let clip = Period {
@@ -138,17 +182,23 @@ impl Tallies {
                 let video = k.value().3;
                 let (creator, views, likes, comments, shares, _) = v.value();
                 let sums = Sums::of(&crate::events::Counts { views, likes, comments, shares, saves: 0 });
-                for root in roots.of_video(video, creator)? {
-                    let edge = edges.entry(root).or_default();
-                    edge.sums.add(&sums);
-                    edge.creators.insert(creator);
-                    edge.best = Some(edge.best.map_or((!views, video), |b| b.min((!views, video))));
+                let rank = (!views, video);
+                let (total, best) = by_creator.entry(creator).or_insert((Sums::default(), rank));
+                total.add(&sums);
+                *best = (*best).min(rank);
+                for root in roots.only_direct(video, creator)? {
+                    edges.entry(root).or_default().add(creator, &sums, rank);
                 }
+            }
+        }
+        for (creator, (sums, best)) in by_creator {
+            for &root in roots.of_creator(creator)? {
+                edges.entry(root).or_default().add(creator, &sums, best);
             }
         }
         Ok(Tallies {
             p,
-            units,
+            runs: runs(&units),
             buckets: rtxn.open_table(defs::campaign_buckets)?,
             creators: rtxn.open_table(defs::campaign_creators)?,
             best: rtxn.open_table(defs::campaign_best)?,
@@ -160,9 +210,9 @@ impl Tallies {
     fn sums_of(&self, c: Id) -> Result<(Sums, Option<&Edge>)> {
         let edge = self.edges.get(&c);
         let mut s = edge.map_or_else(Sums::default, |e| e.sums);
-        for &(l, u) in &self.units {
-            if let Some(v) = self.buckets.get((self.p, c, l as u8, u))? {
-                s.add(&Sums::from_row(v.value()));
+        for &(l, a, b) in &self.runs {
+            for e in self.buckets.range((self.p, c, l as u8, a)..(self.p, c, l as u8, b))? {
+                s.add(&Sums::from_row(e?.1.value()));
             }
         }
         Ok((s, edge))
@@ -176,13 +226,13 @@ impl Tallies {
         }
         let mut creators: FxHashSet<Id> = edge.map(|e| e.creators.clone()).unwrap_or_default();
         let mut best = edge.and_then(|e| e.best);
-        for &(l, u) in &self.units {
+        for &(l, a, b) in &self.runs {
             let (p, l) = (self.p, l as u8);
-            for e in self.creators.range((p, c, l, u, ID_MIN)..=(p, c, l, u, ID_MAX))? {
+            for e in self.creators.range((p, c, l, a, ID_MIN)..=(p, c, l, b - 1, ID_MAX))? {
                 creators.insert(e?.0.value().4);
             }
-            if let Some(g) = self.best.get((p, c, l, u))? {
-                let head = top::TopList::decode(g.value()).and_then(|t| t.first());
+            for e in self.best.range((p, c, l, a)..(p, c, l, b))? {
+                let head = top::TopList::decode(e?.1.value()).and_then(|t| t.first());
                 let head = head.ok_or_else(|| crate::state::StateError::Corrupt("campaign_best row".into()))?;
                 best = Some(best.map_or(head, |b| b.min(head)));
             }

@@ -285,7 +285,7 @@ pub fn engagement_rate(likes: u128, comments: u128, shares: u128, views: u128) -
 
 use crate::events::{CreatorSnapshot, VideoSnapshot};
 use crate::state::videos::Sums;
-use crate::time::{Level, Period, decompose, quarter_of};
+use crate::time::{Level, Period, decompose, quarter_of, runs};
 
 pub(crate) const ID_MIN: Id = [0u8; 16];
 pub(crate) const ID_MAX: Id = [0xffu8; 16];
@@ -328,9 +328,9 @@ pub(crate) fn period_units(rtxn: &ReadTransaction, p: Id, period: &Period) -> Re
 pub(crate) fn project_sums(rtxn: &ReadTransaction, p: Id, period: &Period) -> Result<Sums> {
     let t = rtxn.open_table(defs::project_buckets)?;
     let mut s = Sums::default();
-    for (l, u) in period_units(rtxn, p, period)? {
-        if let Some(g) = t.get((p, l as u8, u))? {
-            s.add(&Sums::from_row(g.value()));
+    for (l, a, b) in runs(&period_units(rtxn, p, period)?) {
+        for e in t.range((p, l as u8, a)..(p, l as u8, b))? {
+            s.add(&Sums::from_row(e?.1.value()));
         }
     }
     Ok(s)
@@ -340,9 +340,9 @@ pub(crate) fn project_sums(rtxn: &ReadTransaction, p: Id, period: &Period) -> Re
 pub(crate) fn creator_sums(rtxn: &ReadTransaction, p: Id, period: &Period) -> Result<rustc_hash::FxHashMap<Id, Sums>> {
     let t = rtxn.open_table(defs::creator_buckets)?;
     let mut out: rustc_hash::FxHashMap<Id, Sums> = Default::default();
-    for (l, u) in period_units(rtxn, p, period)? {
+    for (l, a, b) in runs(&period_units(rtxn, p, period)?) {
         let l = l as u8;
-        for e in t.range((p, l, u, ID_MIN)..=(p, l, u, ID_MAX))? {
+        for e in t.range((p, l, a, ID_MIN)..=(p, l, b - 1, ID_MAX))? {
             let (k, v) = e?;
             out.entry(k.value().3).or_default().add(&Sums::from_row(v.value()));
         }

@@ -7,7 +7,7 @@ use redb::{ReadTransaction, ReadableTable};
 
 use super::*;
 use crate::state::videos::{Metric, hist_cell_high};
-use crate::time::{Period, local_dow_hour, local_hour_spans, unit_start};
+use crate::time::{Period, local_dow_hour, local_hour_spans, runs, unit_start};
 
 fn period(p: &ProjectView, r: &DateRange) -> Period {
     Period::days(p.tz, r.from, r.to)
@@ -158,9 +158,9 @@ pub fn view_distribution(
     let period = period(p, &q.range);
     let t = rtxn.open_table(defs::hist_cells)?;
     let mut cells: BTreeMap<u64, u64> = BTreeMap::new();
-    for (l, u) in period_units(rtxn, p.id, &period)? {
+    for (l, a, b) in runs(&period_units(rtxn, p.id, &period)?) {
         let l = l as u8;
-        for e in t.range((p.id, l, u, 0)..=(p.id, l, u, u64::MAX))? {
+        for e in t.range((p.id, l, a, 0)..=(p.id, l, b - 1, u64::MAX))? {
             let (k, v) = e?;
             *cells.entry(k.value().3).or_default() += v.value();
         }
