@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use redb::ReadTransaction;
 
 use super::*;
-use crate::events::{CreatorSnapshot, Goal, GoalMetric, id_to_string};
+use crate::events::{Goal, GoalMetric, id_to_string};
 use crate::state::videos::Sums;
 use crate::state::{Reg, decode};
 use crate::time::{Period, local_date, local_hour_spans, unit_start};
@@ -18,19 +18,26 @@ pub fn creator_leaderboard(
     now: Instant,
 ) -> Result<Vec<CreatorRow>> {
     let period = Period::days(p.tz, q.range.from, q.range.to);
-    let creators = tracked_creators(rtxn, p.id)?;
+    let ids = tracked_creator_ids(rtxn, p.id)?;
     let sums = creator_sums(rtxn, p.id, &period)?;
+    let profiles = rtxn.open_table(defs::creators)?;
     let followers = rtxn.open_table(defs::followers)?;
     let days = period_days(rtxn, p, &q.range, now)?;
-    let total_count = creators.len() as u64;
-    // Rank every tracked creator, then build only the page's rows: follower history is
-    // read for at most `limit` creators, not for all of them.
-    let views = |id: &Id| sums.get(id).map_or(0, |s| s.views);
-    let mut ranked: Vec<(Id, CreatorSnapshot)> = creators;
-    // Ids compare as lowercase text does, byte for byte.
-    ranked.sort_by(|(a, _), (b, _)| views(b).cmp(&views(a)).then_with(|| a.cmp(b)));
+    let total_count = ids.len() as u64;
+    // Rank every tracked creator, then build only the page's rows: profiles and follower
+    // history are read for at most `limit` creators, not for all of them. Ids compare as
+    // lowercase text does, byte for byte.
+    let mut ranked: Vec<(std::cmp::Reverse<u128>, Id)> =
+        ids.into_iter().map(|id| (std::cmp::Reverse(sums.get(&id).map_or(0, |s| s.views)), id)).collect();
+    let end = (q.offset.saturating_add(q.limit) as usize).min(ranked.len());
+    if end > 0 && end < ranked.len() {
+        ranked.select_nth_unstable(end - 1);
+    }
+    ranked.truncate(end);
+    ranked.sort_unstable();
     let mut rows = Vec::new();
-    for (id, c) in ranked.into_iter().skip(q.offset as usize).take(q.limit as usize) {
+    for (_, id) in ranked.into_iter().skip(q.offset as usize) {
+        let c = creator_profile(&profiles, p.id, id)?.ok_or_else(super::videos::missing)?;
         let s = sums.get(&id).copied().unwrap_or_default();
         let (follower_delta, growth_rate) = follower_change(&followers, p.id, id, &period)?;
         let posts_per_week = match days {

@@ -391,14 +391,16 @@ pub(crate) fn follower_change(
     Ok((delta, growth))
 }
 
-/// All tracked creators of a project, by id.
-pub(crate) fn tracked_creators(rtxn: &ReadTransaction, p: Id) -> Result<Vec<(Id, CreatorSnapshot)>> {
+/// The ids of a project's tracked creators, in id order.
+pub(crate) fn tracked_creator_ids(rtxn: &ReadTransaction, p: Id) -> Result<Vec<Id>> {
     let t = rtxn.open_table(defs::creators)?;
     let mut out = Vec::new();
     for e in t.range((p, ID_MIN)..=(p, ID_MAX))? {
         let (k, v) = e?;
-        if let Some(c) = crate::state::decode::<crate::state::Reg<CreatorSnapshot>>(v.value())?.value {
-            out.push((k.value().1, c));
+        // A `Reg<()>` reads the stamp and whether a profile is present, and leaves the
+        // profile's bytes unread (bincode allows trailing bytes): no strings decoded.
+        if crate::state::decode::<crate::state::Reg<()>>(v.value())?.value.is_some() {
+            out.push(k.value().1);
         }
     }
     Ok(out)
