@@ -496,9 +496,7 @@ impl Tables<'_> {
         write_back(&mut self.pending.campaign_creators, &mut self.campaign_creators)?;
         Ok(())
     }
-}
 
-impl Tables<'_> {
     /// Writes the pending top lists, first rebuilding those that lost every entry while
     /// their unit still holds videos. Runs after `by_posted` is written, which it reads.
     fn write_best(&mut self) -> Result<()> {
