@@ -26,8 +26,8 @@ use rdkafka::producer::ThreadedProducer;
 use sha2::{Digest, Sha256};
 
 use super::http::{Conn, Target};
-use super::kafka::{BenchTopics, Scratch, gen_config, lag, obtain_log, stored_positions};
-use super::{FreshnessArgs, Machine, command_line, load_average};
+use super::kafka::{BenchTopics, lag, obtain_log, stored_positions};
+use super::{FreshnessArgs, Machine, Scratch, command_line, load_average};
 use crate::api::{AGGREGATE_BASE, AppState, Clock};
 use crate::cmd::produce::{Deliveries, ProduceSummary, flush, producer, publish_line};
 use crate::events::Instant;
@@ -257,7 +257,7 @@ pub(super) async fn freshness(args: FreshnessArgs, now: Option<Instant>) -> anyh
     if !(args.rate >= 0.0 && args.rate.is_finite()) {
         bail!("--rate must be a non-negative number of events per second");
     }
-    let cfg = gen_config(&args.source, now)?;
+    let cfg = args.source.gen_config(now)?;
     println!("machine: {}; load average {}", Machine::detect(), load_average());
     println!("command: {}", command_line());
     let tmp = Scratch::new("freshness")?;

@@ -4,34 +4,28 @@ use std::io::BufWriter;
 use std::path::Path;
 use std::time::Instant as WallClock;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 
-use super::{IngestArgs, Machine, command_line, load_average, mib, peak_rss_kib, reset_peak_rss};
+use super::{
+    IngestArgs, Machine, Scratch, command_line, fresh_db, kept_at, load_average, mib, peak_rss_kib, print_peak_rss,
+    reset_peak_rss,
+};
 use crate::events::Instant;
-use crate::r#gen::{GenConfig, GenStats, ProjectStatus, Scale, generate_to};
+use crate::r#gen::{GenConfig, GenStats, ProjectStatus, generate_to};
 use crate::ingest::log::replay_file;
 use crate::state::tables::table_stats;
 use crate::store::Store;
 
 pub(super) fn ingest(args: IngestArgs, now: Option<Instant>) -> anyhow::Result<()> {
-    let scale: Scale = args.scale.parse().map_err(anyhow::Error::msg)?;
-    let mut cfg = GenConfig::new(args.seed, scale);
-    if let Some(now) = now {
-        cfg.now = now.to_chrono();
-    }
-    let machine = Machine::detect();
-    println!("machine: {machine}; load average {}", load_average());
+    let cfg = args.source.gen_config(now)?;
+    println!("machine: {}; load average {}", Machine::detect(), load_average());
     println!("command: {}", command_line());
-
-    let tmp = std::env::temp_dir().join(format!("goatview-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    let result = ingest_in(&args, &cfg, &tmp);
-    let _ = std::fs::remove_dir_all(&tmp);
-    result
+    let tmp = Scratch::new("ingest")?;
+    ingest_in(&args, &cfg, &tmp.0)
 }
 
 fn ingest_in(args: &IngestArgs, cfg: &GenConfig, tmp: &Path) -> anyhow::Result<()> {
-    let (log, stats) = match &args.log_file {
+    let (log, stats) = match &args.source.log_file {
         Some(log) => {
             // The keys are a function of the seed and scale: generate them without the log.
             let stats = args.print_key.then(|| generate_to(cfg, std::io::sink())).transpose()?;
@@ -43,11 +37,7 @@ fn ingest_in(args: &IngestArgs, cfg: &GenConfig, tmp: &Path) -> anyhow::Result<(
             (log, Some(stats))
         }
     };
-    let db = match &args.db {
-        Some(db) if db.exists() => bail!("{} exists; bench ingest needs a fresh state file", db.display()),
-        Some(db) => db.clone(),
-        None => tmp.join("bench.redb"),
-    };
+    let db = fresh_db(&args.db, tmp, "ingest")?;
     let log_bytes = std::fs::metadata(&log).with_context(|| format!("reading {}", log.display()))?.len();
     let peak_reset = reset_peak_rss();
 
@@ -82,14 +72,7 @@ fn ingest_in(args: &IngestArgs, cfg: &GenConfig, tmp: &Path) -> anyhow::Result<(
         Some(rate) => println!("steady:    {rate:.0} events/s over the last half of the log"),
         None => println!("steady:    n/a (too few batches)"),
     }
-    match peak {
-        Some(kib) => println!(
-            "peak RSS:  {:.1} MiB{}",
-            kib as f64 / 1024.0,
-            if peak_reset { " (replay only)" } else { " (including generation)" }
-        ),
-        None => println!("peak RSS:  unknown (no /proc/self/status)"),
-    }
+    print_peak_rss(peak, peak_reset, "replay only", "including generation");
     println!(
         "state:     {:.1} MiB after ingest; {:.1} MiB = {:.2}x the log ({:.1} MiB) after compaction ({:.1}s){}",
         mib(db_bytes),
@@ -97,7 +80,7 @@ fn ingest_in(args: &IngestArgs, cfg: &GenConfig, tmp: &Path) -> anyhow::Result<(
         compact_bytes as f64 / log_bytes.max(1) as f64,
         mib(log_bytes),
         compact_secs,
-        if args.db.is_some() { format!(", kept at {}", db.display()) } else { String::new() }
+        kept_at(&args.db, &db)
     );
     println!("tables:    {:<18} {:>12} {:>12}", "name", "rows", "MiB (pages)");
     for t in tables.iter().filter(|t| t.rows > 0) {

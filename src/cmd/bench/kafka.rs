@@ -20,26 +20,17 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
 use super::{
-    BenchBroker, KafkaBenchArgs, LogSource, Machine, command_line, load_average, mib, peak_rss_kib, reset_peak_rss,
+    BenchBroker, KafkaBenchArgs, LogSource, Machine, Scratch, command_line, fresh_db, kept_at, load_average, mib,
+    peak_rss_kib, print_peak_rss, reset_peak_rss,
 };
 use crate::cmd::produce::{ProduceSummary, flush, producer, publish_lines};
 use crate::events::Instant;
-use crate::r#gen::{GenConfig, GenStats, Scale};
+use crate::r#gen::{GenConfig, GenStats};
 use crate::ingest::kafka::{KafkaArgs, KafkaStats, Topics, decode_position, run_consumer, source_id};
 use crate::store::{DEAD_LETTERS, EVENTS_APPLIED, Store};
 
 /// Longest wait for one metadata or watermark request.
 const KAFKA_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The generator settings of a [`LogSource`], stamped with `now` when given.
-pub(super) fn gen_config(source: &LogSource, now: Option<Instant>) -> anyhow::Result<GenConfig> {
-    let scale: Scale = source.scale.parse().map_err(anyhow::Error::msg)?;
-    let mut cfg = GenConfig::new(source.seed, scale);
-    if let Some(now) = now {
-        cfg.now = now.to_chrono();
-    }
-    Ok(cfg)
-}
 
 /// `--log-file`, or a log generated into `tmp`.
 pub(super) fn obtain_log(
@@ -54,23 +45,6 @@ pub(super) fn obtain_log(
             let stats = super::ingest::generate_log(cfg, &log)?;
             Ok((log, Some(stats)))
         }
-    }
-}
-
-/// A scratch directory removed on drop.
-pub(super) struct Scratch(pub PathBuf);
-
-impl Scratch {
-    pub(super) fn new(what: &str) -> anyhow::Result<Scratch> {
-        let dir = std::env::temp_dir().join(format!("goatview-bench-{what}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        Ok(Scratch(dir))
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -210,16 +184,12 @@ pub(super) fn publish_log(topics: &BenchTopics, log: &Path) -> anyhow::Result<Pr
 }
 
 pub(super) async fn kafka(args: KafkaBenchArgs, now: Option<Instant>) -> anyhow::Result<()> {
-    let cfg = gen_config(&args.source, now)?;
+    let cfg = args.source.gen_config(now)?;
     println!("machine: {}; load average {}", Machine::detect(), load_average());
     println!("command: {}", command_line());
     let tmp = Scratch::new("kafka")?;
     let (log, _) = obtain_log(&args.source, &cfg, &tmp.0)?;
-    let db = match &args.db {
-        Some(db) if db.exists() => bail!("{} exists; bench kafka needs a fresh state file", db.display()),
-        Some(db) => db.clone(),
-        None => tmp.0.join("bench.redb"),
-    };
+    let db = fresh_db(&args.db, &tmp.0, "kafka")?;
     let log_bytes = std::fs::metadata(&log).with_context(|| format!("reading {}", log.display()))?.len();
 
     let topics = BenchTopics::create(&args.broker).await?;
@@ -308,20 +278,13 @@ async fn kafka_on(
     println!("events:    {applied} applied, {dead} dead letters, in {batches} batches");
     println!("time:      {secs:.2}s (consumer start to every position at its high watermark)");
     println!("rate:      {:.0} events/s (applied + dead letters)", messages as f64 / secs.max(1e-9));
-    match peak {
-        Some(kib) => println!(
-            "peak RSS:  {:.1} MiB{}",
-            kib as f64 / 1024.0,
-            if peak_reset { " (consume only)" } else { " (including generation and publishing)" }
-        ),
-        None => println!("peak RSS:  unknown (no /proc/self/status)"),
-    }
+    print_peak_rss(peak, peak_reset, "consume only", "including generation and publishing");
     println!(
         "state:     {:.1} MiB = {:.2}x the log ({:.1} MiB){}",
         mib(db_bytes),
         db_bytes as f64 / log_bytes.max(1) as f64,
         mib(log_bytes),
-        if args.db.is_some() { format!(", kept at {}", db.display()) } else { String::new() }
+        kept_at(&args.db, db)
     );
     if messages != total {
         println!("note:      {total} messages published but {messages} counted in the store");

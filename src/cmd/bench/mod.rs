@@ -28,12 +28,14 @@ pub mod ingest;
 pub mod kafka;
 pub mod query;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use super::mib;
 use crate::events::Instant;
+use crate::r#gen::{GenConfig, Scale};
 
 /// `goatview bench`: measure ingest and query performance.
 #[derive(Debug, Args)]
@@ -69,10 +71,22 @@ pub struct LogSource {
     #[arg(long, env = "GOATVIEW_BENCH_SEED", default_value_t = 1)]
     pub seed: u64,
 
-    /// Publish this log instead of generating one. Not `--log`, which is the global
-    /// tracing filter.
+    /// Use this log instead of generating one (`bench ingest --print-key` still derives its
+    /// key from `--scale` and `--seed`). Not `--log`, which is the global tracing filter.
     #[arg(long, env = "GOATVIEW_BENCH_LOG_FILE")]
     pub log_file: Option<PathBuf>,
+}
+
+impl LogSource {
+    /// The generator settings, stamped with `now` when given.
+    fn gen_config(&self, now: Option<Instant>) -> anyhow::Result<GenConfig> {
+        let scale: Scale = self.scale.parse().map_err(anyhow::Error::msg)?;
+        let mut cfg = GenConfig::new(self.seed, scale);
+        if let Some(now) = now {
+            cfg.now = now.to_chrono();
+        }
+        Ok(cfg)
+    }
 }
 
 /// The broker a Kafka bench runs against and the topics it creates there.
@@ -139,18 +153,8 @@ pub struct FreshnessArgs {
 
 #[derive(Debug, Args)]
 pub struct IngestArgs {
-    /// Size of the generated log: tiny, test, demo, s, m or l.
-    #[arg(long, env = "GOATVIEW_BENCH_SCALE", default_value = "s")]
-    pub scale: String,
-
-    /// Seed of the generated log.
-    #[arg(long, env = "GOATVIEW_BENCH_SEED", default_value_t = 1)]
-    pub seed: u64,
-
-    /// Replay this log instead of generating one (`--scale`/`--seed` then only matter for
-    /// `--print-key`). Not `--log`, which is the global tracing filter.
-    #[arg(long, env = "GOATVIEW_BENCH_LOG_FILE")]
-    pub log_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub source: LogSource,
 
     /// Keep the state file here (must not exist yet); a temporary file otherwise.
     #[arg(long, env = "GOATVIEW_BENCH_DB")]
@@ -301,6 +305,48 @@ fn load_average() -> String {
 
 fn command_line() -> String {
     std::env::args().collect::<Vec<_>>().join(" ")
+}
+
+/// A scratch directory removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(what: &str) -> anyhow::Result<Scratch> {
+        let dir = std::env::temp_dir().join(format!("goatview-bench-{what}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        Ok(Scratch(dir))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The state file a bench writes: `--db`, which must not exist yet, or one in `tmp`.
+fn fresh_db(db: &Option<PathBuf>, tmp: &Path, bench: &str) -> anyhow::Result<PathBuf> {
+    match db {
+        Some(db) if db.exists() => anyhow::bail!("{} exists; bench {bench} needs a fresh state file", db.display()),
+        Some(db) => Ok(db.clone()),
+        None => Ok(tmp.join("bench.redb")),
+    }
+}
+
+/// Prints the `peak RSS:` line: `measured` names what the peak covers when the counter
+/// could be reset after generation, `otherwise` when it could not.
+fn print_peak_rss(peak: Option<u64>, reset: bool, measured: &str, otherwise: &str) {
+    match peak {
+        Some(kib) => {
+            println!("peak RSS:  {:.1} MiB ({})", kib as f64 / 1024.0, if reset { measured } else { otherwise })
+        }
+        None => println!("peak RSS:  unknown (no /proc/self/status)"),
+    }
+}
+
+/// `, kept at <db>` when the state file was asked for with `--db`.
+fn kept_at(asked: &Option<PathBuf>, db: &Path) -> String {
+    if asked.is_some() { format!(", kept at {}", db.display()) } else { String::new() }
 }
 
 #[cfg(test)]
