@@ -157,6 +157,7 @@ pub fn goal_compliance(rtxn: &ReadTransaction, p: &ProjectView, now: Instant) ->
         }
     }
     let today = today(p, now);
+    let posted = posted_quarters(rtxn, p.id)?;
     let mut out = GoalCompliance { on_track: 0, at_risk: 0, missed: 0, total_goals: 0, creators_with_goals: 0 };
     let mut kept = 0;
     for (creator, goals) in by_creator {
@@ -171,7 +172,7 @@ pub fn goal_compliance(rtxn: &ReadTransaction, p: &ProjectView, now: Instant) ->
         for g in goals {
             let period = Period::days(p.tz, Some(g.starts_on), Some(g.ends_on));
             let mut s = Sums::default();
-            for (l, u) in period_units(rtxn, p.id, &period)? {
+            for (l, u) in units_within(posted, &period) {
                 if let Some(v) = buckets.get((p.id, l as u8, u, creator))? {
                     s.add(&Sums::from_row(v.value()));
                 }

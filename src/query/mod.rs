@@ -319,9 +319,15 @@ pub(crate) fn posted_quarters(rtxn: &ReadTransaction, p: Id) -> Result<Option<(i
 
 /// The aligned bucket units covering a period (empty if the project has no videos).
 pub(crate) fn period_units(rtxn: &ReadTransaction, p: Id, period: &Period) -> Result<Vec<(Level, i64)>> {
-    let Some((lo, hi)) = posted_quarters(rtxn, p)? else { return Ok(Vec::new()) };
+    Ok(units_within(posted_quarters(rtxn, p)?, period))
+}
+
+/// [`period_units`] given the project's [`posted_quarters`], for callers that cover many
+/// periods.
+pub(crate) fn units_within(posted: Option<(i64, i64)>, period: &Period) -> Vec<(Level, i64)> {
+    let Some((lo, hi)) = posted else { return Vec::new() };
     let (s, e) = period.quarters(lo, hi);
-    Ok(decompose(s, e))
+    decompose(s, e)
 }
 
 /// Project-wide sums over a period.

@@ -340,18 +340,21 @@ pub fn outliers_in_period(rtxn: &ReadTransaction, p: &ProjectView, q: &OutliersP
         }
         let head = Head { ratio: count as f64 / median, views: count, video, posted };
         if head.ratio >= q.min_x_multiple {
-            let record = video_record(&videos, p.id, video)?.ok_or_else(missing)?;
-            found.push((head, median, creator, record));
+            found.push((head, median, creator));
         }
     }
     // Answer order: ratio desc, then view_count desc, then video_id asc.
     found.sort_by(|(a, ..), (b, ..)| {
         b.ratio.total_cmp(&a.ratio).then(b.views.cmp(&a.views)).then(a.video.cmp(&b.video))
     });
+    // Records are read for the returned rows only.
     found
         .into_iter()
         .take(q.limit as usize)
-        .map(|(head, median, creator, record)| outlier_row(&creators, p.id, &head, median, creator, record))
+        .map(|(head, median, creator)| {
+            let record = video_record(&videos, p.id, head.video)?.ok_or_else(missing)?;
+            outlier_row(&creators, p.id, &head, median, creator, record)
+        })
         .collect()
 }
 
