@@ -1,11 +1,13 @@
 //! Creator endpoints (contract §4.4): creator-leaderboard, posting-consistency,
 //! creator-scatter, goal-compliance.
 
+use chrono::NaiveDate;
 use redb::ReadTransaction;
 use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::Schema;
+use uuid::Uuid;
 
-use super::endpoint::{Endpoint, Schemas, list_of, mirror, named};
+use super::endpoint::{Endpoint, Schemas, iso_date, list_of, mirror, named};
 use super::error::ApiError;
 use super::params::{FROM, FROM_REQUIRED, LIMIT, OFFSET, PROJECT_ID, Param, Params, TO, TO_REQUIRED, TZ, limit};
 use crate::events::Instant;
@@ -94,11 +96,12 @@ impl Endpoint for PostingConsistency {
 mirror! {
     /// One creator-day of `posting-consistency`.
     pub struct ConsistencyItem from query::ConsistencyRow {
-        #[schema(format = "uuid")]
-        creator_id: String,
+        #[schema(value_type = String, format = "uuid")]
+        creator_id: Uuid,
         /// Local date, `YYYY-MM-DD`.
-        #[schema(format = Date)]
-        day: String,
+        #[schema(value_type = String, format = Date)]
+        #[serde(serialize_with = "iso_date")]
+        day: NaiveDate,
         post_count: u64,
     }
 }

@@ -130,3 +130,45 @@ macro_rules! mirror {
     };
 }
 pub(crate) use mirror;
+
+/// Serialises a date as `YYYY-MM-DD` from a stack buffer: chrono's `Serialize` goes through
+/// `Display`, a character at a time, which showed in answers of a few hundred thousand days.
+pub fn iso_date<S: serde::Serializer>(day: &chrono::NaiveDate, s: S) -> Result<S::Ok, S::Error> {
+    use chrono::Datelike;
+    let (y, m, d) = (day.year(), day.month(), day.day());
+    if !(0..=9999).contains(&y) {
+        return s.collect_str(day); // outside four digits: chrono's own form
+    }
+    let mut b = *b"0000-00-00";
+    let y = y as u32;
+    for (i, v) in [
+        (0, y / 1000),
+        (1, y / 100 % 10),
+        (2, y / 10 % 10),
+        (3, y % 10),
+        (5, m / 10),
+        (6, m % 10),
+        (8, d / 10),
+        (9, d % 10),
+    ] {
+        b[i] = b'0' + v as u8;
+    }
+    s.serialize_str(std::str::from_utf8(&b).expect("ASCII digits"))
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::NaiveDate;
+
+    #[derive(serde::Serialize)]
+    struct Day(#[serde(serialize_with = "super::iso_date")] NaiveDate);
+
+    #[test]
+    fn iso_date_writes_what_chrono_writes() {
+        let days = [(2026, 11, 20), (2024, 2, 29), (5, 1, 9), (0, 12, 31), (9999, 12, 31), (10000, 1, 1), (-1, 6, 15)];
+        for (y, m, d) in days {
+            let day = NaiveDate::from_ymd_opt(y, m, d).unwrap();
+            assert_eq!(serde_json::to_string(&Day(day)).unwrap(), serde_json::to_string(&day).unwrap(), "{day}");
+        }
+    }
+}

@@ -175,11 +175,12 @@ async fn handle<E: endpoint::Endpoint>(
             project_id: id_to_string(&project.id),
             last_event_at: project.last_event_at.map(Instant::to_rfc3339),
         };
-        Ok::<_, ApiError>(Envelope { data, error: None, meta })
+        // Serialised here too: a long answer should hold a blocking thread, not the runtime.
+        serde_json::to_vec(&Envelope { data, error: None, meta }).map_err(ApiError::internal)
     })
     .await
     .map_err(ApiError::internal)??;
-    Ok(axum::Json(answer).into_response())
+    Ok(([(header::CONTENT_TYPE, "application/json")], answer).into_response())
 }
 
 /// The project if it is visible and belongs to one of `orgs`; one `NotFound` otherwise, so a

@@ -8,6 +8,8 @@ use super::*;
 use crate::events::{Goal, GoalMetric, id_to_string};
 use crate::state::videos::Sums;
 use crate::state::{Reg, decode};
+use chrono::NaiveDate;
+
 use crate::time::{Period, local_date, local_hour_spans, unit_start};
 
 /// Every tracked creator ranked by views in the period.
@@ -87,11 +89,13 @@ pub fn posting_consistency(
     let Some((lo, hi)) = posted_quarters(rtxn, p.id)? else { return Ok(Vec::new()) };
     let (s, e) = period.quarters(lo, hi);
     let t = rtxn.open_table(defs::creator_buckets)?;
-    // Rows come unit by unit, so each unit's local day is worked out once.
-    let mut days: rustc_hash::FxHashMap<(Id, chrono::NaiveDate), u64> = Default::default();
+    // Each creator's local days, in the order met. Rows come unit by unit in time order,
+    // so each unit's local day is worked out once and a creator's days mostly arrive
+    // sorted; a zone that turns its clocks back across midnight is put right below.
+    let mut days: rustc_hash::FxHashMap<Id, Vec<(NaiveDate, u64)>> = Default::default();
     for (level, a, b) in local_hour_spans(q.tz, s, e) {
         let l = level as u8;
-        let mut unit_day: Option<(i64, chrono::NaiveDate)> = None;
+        let mut unit_day: Option<(i64, NaiveDate)> = None;
         for entry in t.range((p.id, l, a, ID_MIN)..(p.id, l, b, ID_MIN))? {
             let (k, v) = entry?;
             let (_, _, unit, creator) = k.value();
@@ -103,19 +107,31 @@ pub fn posting_consistency(
                     d
                 }
             };
-            *days.entry((creator, day)).or_default() += v.value().0;
+            let posts = v.value().0;
+            let creator_days = days.entry(creator).or_default();
+            match creator_days.last_mut() {
+                Some((d, n)) if *d == day => *n += posts,
+                _ => creator_days.push((day, posts)),
+            }
         }
     }
-    let mut days: Vec<((Id, chrono::NaiveDate), u64)> = days.into_iter().collect();
-    days.sort_unstable_by_key(|&(k, _)| k);
-    Ok(days
-        .into_iter()
-        .map(|((c, day), n)| ConsistencyRow {
-            creator_id: id_to_string(&c),
-            day: day.format("%Y-%m-%d").to_string(),
-            post_count: n,
-        })
-        .collect())
+    let mut creators: Vec<(Id, Vec<(NaiveDate, u64)>)> = days.into_iter().collect();
+    creators.sort_unstable_by_key(|&(c, _)| c);
+    let mut rows = Vec::with_capacity(creators.iter().map(|(_, d)| d.len()).sum());
+    for (creator, mut creator_days) in creators {
+        let creator_id = uuid::Uuid::from_bytes(creator);
+        if !creator_days.is_sorted_by_key(|&(d, _)| d) {
+            creator_days.sort_by_key(|&(d, _)| d);
+            creator_days.dedup_by(|later, kept| {
+                later.0 == kept.0 && {
+                    kept.1 += later.1;
+                    true
+                }
+            });
+        }
+        rows.extend(creator_days.into_iter().map(|(day, post_count)| ConsistencyRow { creator_id, day, post_count }));
+    }
+    Ok(rows)
 }
 
 /// Follower change against engagement, for creators that posted in the period.

@@ -220,8 +220,8 @@ pub struct CreatorRow {
 /// One item of `posting-consistency`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ConsistencyRow {
-    pub creator_id: String,
-    pub day: String,
+    pub creator_id: uuid::Uuid,
+    pub day: NaiveDate,
     pub post_count: u64,
 }
 
