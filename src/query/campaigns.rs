@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use redb::ReadTransaction;
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 
 use super::*;
 use crate::events::{ItemType, id_to_string};
@@ -66,12 +66,18 @@ struct Roots {
     p: Id,
     members_by_item: redb::ReadOnlyTable<(IdKey, u8, IdKey, IdKey), ()>,
     campaigns: redb::ReadOnlyTable<(IdKey, IdKey), &'static [u8]>,
-    of_creator: FxHashMap<Id, Vec<Id>>,
+    /// Creator → its roots, as a range of `arena`: one allocation for them all.
+    of_creator: FxHashMap<Id, (usize, usize)>,
+    arena: Vec<Id>,
     /// Campaign → the campaigns reached up from it: a creator's roots are the union over
     /// the campaigns it is a direct member of.
     up: FxHashMap<Id, BTreeSet<Id>>,
-    /// Campaigns each video is a direct member of, read once when first needed.
-    direct: Option<FxHashMap<Id, Vec<Id>>>,
+    /// The direct `(item, campaign)` memberships of creators and of videos, in key order,
+    /// each read with one scan when first needed: cheaper than a lookup per item once a
+    /// period's edges hold thousands of creators. Items are big-endian `u128`s (same
+    /// order, one comparison).
+    direct_creators: Option<Vec<(u128, Id)>>,
+    direct_videos: Option<Vec<(u128, Id)>>,
 }
 
 impl Roots {
@@ -81,23 +87,49 @@ impl Roots {
             members_by_item: rtxn.open_table(defs::members_by_item)?,
             campaigns: rtxn.open_table(defs::campaigns)?,
             of_creator: FxHashMap::default(),
+            arena: Vec::new(),
             up: FxHashMap::default(),
-            direct: None,
+            direct_creators: None,
+            direct_videos: None,
         })
+    }
+
+    /// The campaigns `item` is a direct member of.
+    fn direct(&mut self, kind: ItemType, item: Id) -> Result<Vec<Id>> {
+        let slot = match kind {
+            ItemType::Creator => &mut self.direct_creators,
+            _ => &mut self.direct_videos,
+        };
+        if slot.is_none() {
+            let (p, k) = (self.p, kind as u8);
+            let mut all = Vec::new();
+            for e in self.members_by_item.range((p, k, ID_MIN, ID_MIN)..=(p, k, ID_MAX, ID_MAX))? {
+                let (_, _, item, c) = e?.0.value();
+                all.push((u128::from_be_bytes(item), c));
+            }
+            *slot = Some(all);
+        }
+        let all = slot.as_deref().unwrap_or_default();
+        let item = u128::from_be_bytes(item);
+        let first = all.partition_point(|&(i, _)| i < item);
+        Ok(all[first..].iter().take_while(|&&(i, _)| i == item).map(|&(_, c)| c).collect())
     }
 
     fn of_creator(&mut self, creator: Id) -> Result<&[Id]> {
         if !self.of_creator.contains_key(&creator) {
-            let direct = containing(&self.members_by_item, self.p, ItemType::Creator, creator)?;
-            let roots = self.reach(direct)?.into_iter().collect();
-            self.of_creator.insert(creator, roots);
+            let direct = self.direct(ItemType::Creator, creator)?;
+            let roots = self.reach(direct)?;
+            let start = self.arena.len();
+            self.arena.extend(roots);
+            self.of_creator.insert(creator, (start, self.arena.len()));
         }
-        Ok(&self.of_creator[&creator])
+        let (a, b) = self.of_creator[&creator];
+        Ok(&self.arena[a..b])
     }
 
-    /// The campaigns in `start` and every campaign reachable up from them.
-    fn reach(&mut self, start: Vec<Id>) -> Result<BTreeSet<Id>> {
-        let mut out = BTreeSet::new();
+    /// The campaigns in `start` and every campaign reachable up from them, in id order.
+    fn reach(&mut self, start: Vec<Id>) -> Result<Vec<Id>> {
+        let mut out = Vec::new();
         for c in start {
             if !self.up.contains_key(&c) {
                 let reached = reach_up_in(&self.members_by_item, &self.campaigns, self.p, vec![c])?;
@@ -105,23 +137,18 @@ impl Roots {
             }
             out.extend(&self.up[&c]);
         }
+        out.sort_unstable();
+        out.dedup();
         Ok(out)
     }
 
     /// Campaigns a video counts in through its direct memberships but not through its
     /// creator.
     fn only_direct(&mut self, video: Id, creator: Id) -> Result<Vec<Id>> {
-        let p = self.p;
-        if self.direct.is_none() {
-            let mut direct: FxHashMap<Id, Vec<Id>> = FxHashMap::default();
-            let k = ItemType::Video as u8;
-            for e in self.members_by_item.range((p, k, ID_MIN, ID_MIN)..=(p, k, ID_MAX, ID_MAX))? {
-                let (_, _, item, c) = e?.0.value();
-                direct.entry(item).or_default().push(c);
-            }
-            self.direct = Some(direct);
+        let start = self.direct(ItemType::Video, video)?;
+        if start.is_empty() {
+            return Ok(start);
         }
-        let Some(start) = self.direct.as_ref().and_then(|d| d.get(&video)).cloned() else { return Ok(Vec::new()) };
         let reached = self.reach(start)?;
         let via_creator = self.of_creator(creator)?;
         Ok(reached.into_iter().filter(|r| via_creator.binary_search(r).is_err()).collect())
@@ -144,14 +171,15 @@ struct Tallies {
 #[derive(Default)]
 struct Edge {
     sums: Sums,
-    creators: FxHashSet<Id>,
+    /// With repeats; counted once in [`Tallies::of`].
+    creators: Vec<Id>,
     best: Option<top::Key>,
 }
 
 impl Edge {
     fn add(&mut self, creator: Id, sums: &Sums, best: top::Key) {
         self.sums.add(sums);
-        self.creators.insert(creator);
+        self.creators.push(creator);
         self.best = Some(self.best.map_or(best, |b| b.min(best)));
     }
 }
@@ -224,12 +252,14 @@ impl Tallies {
         if sums.posts == 0 {
             return Ok((sums, 0, None));
         }
-        let mut creators: FxHashSet<Id> = edge.map(|e| e.creators.clone()).unwrap_or_default();
+        // Distinct creators by sort and dedup: cheaper than a hash set for the thousands
+        // of (unit, creator) rows a campaign has over a period.
+        let mut creators: Vec<Id> = edge.map(|e| e.creators.clone()).unwrap_or_default();
         let mut best = edge.and_then(|e| e.best);
         for &(l, a, b) in &self.runs {
             let (p, l) = (self.p, l as u8);
             for e in self.creators.range((p, c, l, a, ID_MIN)..=(p, c, l, b - 1, ID_MAX))? {
-                creators.insert(e?.0.value().4);
+                creators.push(e?.0.value().4);
             }
             for e in self.best.range((p, c, l, a)..(p, c, l, b))? {
                 let head = top::TopList::decode(e?.1.value()).and_then(|t| t.first());
@@ -237,6 +267,8 @@ impl Tallies {
                 best = Some(best.map_or(head, |b| b.min(head)));
             }
         }
+        creators.sort_unstable();
+        creators.dedup();
         Ok((sums, creators.len() as u64, best))
     }
 }
