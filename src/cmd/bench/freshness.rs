@@ -26,7 +26,7 @@ use rdkafka::producer::ThreadedProducer;
 use sha2::{Digest, Sha256};
 
 use super::http::{Conn, Target};
-use super::kafka::{BenchTopics, lag, obtain_log, stored_positions};
+use super::kafka::{BenchTopics, lag, obtain_log, stored_positions, until_ctrl_c};
 use super::{FreshnessArgs, Machine, Scratch, command_line, load_average};
 use crate::api::{AGGREGATE_BASE, AppState, Clock};
 use crate::cmd::produce::{Deliveries, ProduceSummary, flush, producer, publish_line};
@@ -263,7 +263,7 @@ pub(super) async fn freshness(args: FreshnessArgs, now: Option<Instant>) -> anyh
     let tmp = Scratch::new("freshness")?;
     let (log, _) = obtain_log(&args.source, &cfg, &tmp.0)?;
     let topics = BenchTopics::create(&args.broker).await?;
-    let result = freshness_on(&args, now, &topics, &log, &tmp.0.join("bench.redb")).await;
+    let result = until_ctrl_c(freshness_on(&args, now, &topics, &log, &tmp.0.join("bench.redb"))).await;
     topics.delete().await;
     result
 }
@@ -367,6 +367,8 @@ async fn measure(
             .name("bench-load".into())
             .spawn(move || background(&brokers, &topics, &log, rate, &stop, &sent))?
     };
+    // Stops the load if this future is dropped (Ctrl-C), before the topics are deleted.
+    let _stop_load = StopOnDrop(stop.clone());
 
     let mut hist = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3).expect("valid bounds");
     let mut samples: Vec<(f64, u64, u64)> = Vec::new();
@@ -582,5 +584,14 @@ mod tests {
         let (r, _) = conn.get(&target, &p.path()).await.unwrap();
         assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
         assert_eq!(leaderboard_views(&r.body), Some(3));
+    }
+}
+
+/// Sets its flag when dropped.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
     }
 }

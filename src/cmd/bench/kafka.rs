@@ -155,6 +155,14 @@ pub fn lag(highs: &BTreeMap<String, u64>, positions: &BTreeMap<String, u64>) -> 
     highs.iter().map(|(s, &high)| high.saturating_sub(positions.get(s).copied().unwrap_or(0))).sum()
 }
 
+/// Runs a bench, or gives up at Ctrl-C so that the caller still deletes its topics.
+pub(super) async fn until_ctrl_c<T>(bench: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    tokio::select! {
+        r = bench => r,
+        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+    }
+}
+
 /// Publishes `log` to the bench topics with `goatview produce`'s producer and waits for
 /// every confirmation.
 pub(super) fn publish_log(topics: &BenchTopics, log: &Path) -> anyhow::Result<ProduceSummary> {
@@ -193,7 +201,7 @@ pub(super) async fn kafka(args: KafkaBenchArgs, now: Option<Instant>) -> anyhow:
     let log_bytes = std::fs::metadata(&log).with_context(|| format!("reading {}", log.display()))?.len();
 
     let topics = BenchTopics::create(&args.broker).await?;
-    let result = kafka_on(&args, &cfg, &topics, &log, log_bytes, &db).await;
+    let result = until_ctrl_c(kafka_on(&args, &cfg, &topics, &log, log_bytes, &db)).await;
     topics.delete().await;
     result
 }
