@@ -852,6 +852,20 @@ async fn two_serve_processes_converge_as_replicas() {
     fx.cleanup().await;
 }
 
+/// Checks that the tests point at the broker `scripts/kafka.sh stop|start` manages, the one
+/// on `127.0.0.1:$GOATVIEW_KAFKA_PORT` (9092 unless set). Restarting another is not a
+/// test's to do, and starting a second broker would leave it running.
+fn assert_script_manages_the_broker() {
+    let port = std::env::var("GOATVIEW_KAFKA_PORT").ok().filter(|p| !p.trim().is_empty());
+    let managed = format!("127.0.0.1:{}", port.as_deref().unwrap_or("9092"));
+    assert_eq!(
+        brokers(),
+        managed,
+        "GOATVIEW_KAFKA_BROKERS is not the broker scripts/kafka.sh manages; set GOATVIEW_KAFKA_PORT (and \
+         GOATVIEW_KAFKA_DIR) to match it, as scripts/test.sh does"
+    );
+}
+
 fn kafka_script(command: &str) {
     let status =
         Command::new("scripts/kafka.sh").arg(command).stdout(Stdio::null()).status().expect("scripts/kafka.sh");
@@ -863,6 +877,7 @@ fn kafka_script(command: &str) {
 /// stored in the database, with every valid message applied exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_restarts_resume_from_stored_offsets() {
+    assert_script_manages_the_broker();
     let _exclusive = BROKER.write().await;
     let fx = Fixture::create("bounce", None).await;
     let lines = generated_lines(53, 6000);
