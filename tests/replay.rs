@@ -152,3 +152,48 @@ fn golden_key(ts: &TestStore) -> String {
     );
     key.to_owned()
 }
+
+/// Antarctica/Casey went from +11 to +08 at 2010-03-04T14:00Z, local 01:00 on 03-05 back
+/// to 22:00 on 03-04: posts come in time order as days 03-04, 03-05, 03-04, 03-05, and
+/// each creator-day must still be one item.
+#[tokio::test]
+async fn posting_consistency_meets_a_day_twice_where_clocks_go_back_across_midnight() {
+    let project = "5eed0000-0000-4000-8000-00000000ca5e";
+    let creator = "c0000000-0000-4000-8000-00000000ca5e";
+    let mut log = vec![
+        serde_json::json!({"type": "project.upserted", "event_id": "e0000000-0000-4000-8000-00000000ca00",
+            "project_id": project, "occurred_at": "2010-01-01T00:00:00Z",
+            "org_id": "0a000000-0000-4000-8000-000000000001", "name": "Casey", "timezone": "Antarctica/Casey"}),
+        serde_json::json!({"type": "creator.snapshot", "event_id": "e0000000-0000-4000-8000-00000000ca01",
+            "project_id": project, "occurred_at": "2010-01-01T00:00:00Z", "creator_id": creator,
+            "tiktok_handle": "casey", "display_name": null, "avatar_url": null, "follower_count": 1}),
+    ];
+    // UTC posting times and their local days: 12:30Z 03-04 23:30+11, 13:30Z 03-05 00:30+11,
+    // 15:30Z 03-04 23:30+08, 17:30Z 03-05 01:30+08.
+    for (i, at) in ["12:30", "13:30", "15:30", "17:30"].iter().enumerate() {
+        log.push(
+            serde_json::json!({"type": "video.scraped", "event_id": format!("e0000000-0000-4000-8000-00000000ca1{i}"),
+            "project_id": project, "occurred_at": "2010-03-06T00:00:00Z",
+            "video_id": format!("d0000000-0000-4000-8000-00000000ca1{i}"), "creator_id": creator,
+            "posted_at": format!("2010-03-04T{at}:00Z"), "title": null, "thumbnail_url": null, "url": null,
+            "view_count": 10, "like_count": 1, "comment_count": 0, "share_count": 0, "save_count": 0}),
+        );
+    }
+    let log: Vec<String> = log.iter().map(|e| e.to_string()).collect();
+    let ts = TestStore::new();
+    ts.apply_lines(&log, 100);
+    let key = golden_key(&ts);
+    let now: chrono::DateTime<chrono::Utc> = "2010-03-10T00:00:00Z".parse().unwrap();
+    let query = pairs(&[("project_id", project), ("from", "2010-03-04"), ("to", "2010-03-05")]);
+    let (status, body) = get(&ts.app(now), &uri("posting-consistency", &query), Some(&key)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["data"],
+        serde_json::json!([
+            {"creator_id": creator, "day": "2010-03-04", "post_count": 2},
+            {"creator_id": creator, "day": "2010-03-05", "post_count": 2},
+        ])
+    );
+    let expected = Reference::from_lines(&log).answer("posting-consistency", &query, now).unwrap();
+    assert_eq!(body["data"], expected);
+}

@@ -89,16 +89,31 @@ pub fn posting_consistency(
     let Some((lo, hi)) = posted_quarters(rtxn, p.id)? else { return Ok(Vec::new()) };
     let (s, e) = period.quarters(lo, hi);
     let t = rtxn.open_table(defs::creator_buckets)?;
-    // Each creator's local days, in the order met. Rows come unit by unit in time order,
-    // so each unit's local day is worked out once and a creator's days mostly arrive
-    // sorted; a zone that turns its clocks back across midnight is put right below.
-    let mut days: rustc_hash::FxHashMap<Id, Vec<(NaiveDate, u64)>> = Default::default();
+    // Rows come unit by unit in time order, so local days come one after another. Creators
+    // are numbered as met; a day's posts add up in a slot per creator, and the day, once
+    // past, leaves one item per creator that posted in it.
+    let mut numbers: rustc_hash::FxHashMap<Id, u32> = Default::default();
+    let mut ids: Vec<Id> = Vec::new();
+    let mut slots: Vec<u64> = Vec::new();
+    let mut touched: Vec<u32> = Vec::new();
+    let mut items: Vec<(u32, NaiveDate, u64)> = Vec::new();
+    let mut current: Option<NaiveDate> = None;
+    let mut close_day = |day: NaiveDate, touched: &mut Vec<u32>, slots: &mut Vec<u64>| {
+        for &c in touched.iter() {
+            items.push((c, day, std::mem::take(&mut slots[c as usize])));
+        }
+        touched.clear();
+    };
     for (level, a, b) in local_hour_spans(q.tz, s, e) {
         let l = level as u8;
         let mut unit_day: Option<(i64, NaiveDate)> = None;
         for entry in t.range((p.id, l, a, ID_MIN)..(p.id, l, b, ID_MIN))? {
             let (k, v) = entry?;
             let (_, _, unit, creator) = k.value();
+            let posts = v.value().0;
+            if posts == 0 {
+                continue;
+            }
             let day = match unit_day {
                 Some((u, d)) if u == unit => d,
                 _ => {
@@ -107,29 +122,66 @@ pub fn posting_consistency(
                     d
                 }
             };
-            let posts = v.value().0;
-            let creator_days = days.entry(creator).or_default();
-            match creator_days.last_mut() {
-                Some((d, n)) if *d == day => *n += posts,
-                _ => creator_days.push((day, posts)),
+            if current != Some(day) {
+                if let Some(past) = current {
+                    close_day(past, &mut touched, &mut slots);
+                }
+                current = Some(day);
             }
+            let n = *numbers.entry(creator).or_insert_with(|| {
+                ids.push(creator);
+                slots.push(0);
+                (ids.len() - 1) as u32
+            });
+            if slots[n as usize] == 0 {
+                touched.push(n);
+            }
+            slots[n as usize] += posts;
         }
     }
-    let mut creators: Vec<(Id, Vec<(NaiveDate, u64)>)> = days.into_iter().collect();
-    creators.sort_unstable_by_key(|&(c, _)| c);
-    let mut rows = Vec::with_capacity(creators.iter().map(|(_, d)| d.len()).sum());
-    for (creator, mut creator_days) in creators {
-        let creator_id = uuid::Uuid::from_bytes(creator);
-        if !creator_days.is_sorted_by_key(|&(d, _)| d) {
-            creator_days.sort_by_key(|&(d, _)| d);
-            creator_days.dedup_by(|later, kept| {
-                later.0 == kept.0 && {
-                    kept.1 += later.1;
-                    true
+    if let Some(past) = current {
+        close_day(past, &mut touched, &mut slots);
+    }
+    // Answer order: creators by id, each creator's days in the order they were closed,
+    // which a counting sort over the creators' ranks keeps.
+    let mut by_id: Vec<u32> = (0..ids.len() as u32).collect();
+    by_id.sort_unstable_by_key(|&n| ids[n as usize]);
+    let mut count = vec![0usize; ids.len()];
+    for &(n, ..) in &items {
+        count[n as usize] += 1;
+    }
+    let mut start = vec![0usize; ids.len()];
+    let mut at = 0;
+    for &n in &by_id {
+        start[n as usize] = at;
+        at += count[n as usize];
+    }
+    let mut next = start.clone();
+    let mut placed = vec![(NaiveDate::MIN, 0u64); items.len()];
+    for (n, day, posts) in items {
+        placed[next[n as usize]] = (day, posts);
+        next[n as usize] += 1;
+    }
+    let mut rows = Vec::with_capacity(placed.len());
+    for &n in &by_id {
+        let creator_id = uuid::Uuid::from_bytes(ids[n as usize]);
+        let days = &mut placed[start[n as usize]..start[n as usize] + count[n as usize]];
+        // A zone that turns its clocks back across midnight meets a day twice.
+        let mut merged: Vec<(NaiveDate, u64)>;
+        let days: &[(NaiveDate, u64)] = if days.is_sorted_by(|a, b| a.0 < b.0) {
+            days
+        } else {
+            days.sort_by_key(|&(d, _)| d);
+            merged = Vec::with_capacity(days.len());
+            for &(d, n) in days.iter() {
+                match merged.last_mut() {
+                    Some((md, mn)) if *md == d => *mn += n,
+                    _ => merged.push((d, n)),
                 }
-            });
-        }
-        rows.extend(creator_days.into_iter().map(|(day, post_count)| ConsistencyRow { creator_id, day, post_count }));
+            }
+            &merged
+        };
+        rows.extend(days.iter().map(|&(day, post_count)| ConsistencyRow { creator_id, day, post_count }));
     }
     Ok(rows)
 }
