@@ -157,16 +157,19 @@ pub fn view_distribution(
 ) -> Result<ViewDistribution> {
     let period = period(p, &q.range);
     let t = rtxn.open_table(defs::hist_cells)?;
-    let mut cells: BTreeMap<u64, u64> = BTreeMap::new();
+    // Units repeat the same few thousand cells: they add up in a hash map, sorted once.
+    let mut merged: rustc_hash::FxHashMap<u64, u64> = Default::default();
     for (l, a, b) in runs(&period_units(rtxn, p.id, &period)?) {
         let l = l as u8;
         for e in t.range((p.id, l, a, 0)..=(p.id, l, b - 1, u64::MAX))? {
             let (k, v) = e?;
-            *cells.entry(k.value().3).or_default() += v.value();
+            *merged.entry(k.value().3).or_default() += v.value();
         }
     }
-    let total: u64 = cells.values().sum();
-    let (Some((&low_cell, _)), Some((&high_cell, _))) = (cells.first_key_value(), cells.last_key_value()) else {
+    let mut cells: Vec<(u64, u64)> = merged.into_iter().collect();
+    cells.sort_unstable();
+    let total: u64 = cells.iter().map(|&(_, n)| n).sum();
+    let (Some(&(low_cell, _)), Some(&(high_cell, _))) = (cells.first(), cells.last()) else {
         return Ok(ViewDistribution {
             total: 0,
             min: None,
@@ -183,7 +186,7 @@ pub fn view_distribution(
     let percentile = |pct: u64| -> u64 {
         let rank = (pct * total).div_ceil(100).max(1);
         let mut seen = 0;
-        for (&cell, &n) in &cells {
+        for &(cell, n) in &cells {
             seen += n;
             if seen >= rank {
                 return hist_cell_high(cell).clamp(min, max);
@@ -201,7 +204,7 @@ pub fn view_distribution(
             video_count: 0,
         })
         .collect();
-    for (&cell, &n) in &cells {
+    for &(cell, n) in &cells {
         // A cell spans at most 0.1% of its values, so placing it by one representative
         // misplaces only values within 0.1% of a bin edge (contract §4.3).
         let v = cell.clamp(min, max);
