@@ -98,7 +98,8 @@ impl Roots {
     fn direct(&mut self, kind: ItemType, item: Id) -> Result<Vec<Id>> {
         let slot = match kind {
             ItemType::Creator => &mut self.direct_creators,
-            _ => &mut self.direct_videos,
+            ItemType::Video => &mut self.direct_videos,
+            ItemType::Campaign => return containing(&self.members_by_item, self.p, kind, item),
         };
         if slot.is_none() {
             let (p, k) = (self.p, kind as u8);

@@ -8,8 +8,6 @@ use super::*;
 use crate::events::{Goal, GoalMetric, id_to_string};
 use crate::state::videos::Sums;
 use crate::state::{Reg, decode};
-use chrono::NaiveDate;
-
 use crate::time::{Period, local_date, local_hour_spans, unit_start};
 
 /// Every tracked creator ranked by views in the period.
