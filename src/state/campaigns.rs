@@ -55,7 +55,6 @@ pub fn roots_of_video(t: &Tables, p: Id, video: Id, creator: Id) -> Result<BTree
     // Reaching up from the union of two sets reaches the union of what each reaches, so
     // the creator's part, shared by all its videos, is walked once per transaction.
     let direct = containing(&t.members_by_item, p, ItemType::Video, video)?;
-    let mut roots = if direct.is_empty() { BTreeSet::new() } else { reach_up(t, p, direct)? };
     let cached = t.pending.creator_roots.borrow().get(&(p, creator)).cloned();
     let of_creator = match cached {
         Some(r) => r,
@@ -65,6 +64,11 @@ pub fn roots_of_video(t: &Tables, p: Id, video: Id, creator: Id) -> Result<BTree
             r
         }
     };
+    // Most videos are members of no campaign themselves: their roots are their creator's.
+    if direct.is_empty() {
+        return Ok(of_creator);
+    }
+    let mut roots = reach_up(t, p, direct)?;
     roots.extend(of_creator);
     Ok(roots)
 }
