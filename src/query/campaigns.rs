@@ -28,13 +28,9 @@ pub fn campaign_leaderboard(
     let mut roots = Roots::open(rtxn, p.id)?;
     let now = Tallies::read(rtxn, p.id, &period, &mut roots)?;
     let before = Tallies::read(rtxn, p.id, &prior, &mut roots)?;
-    let campaigns = rtxn.open_table(defs::campaigns)?;
     let videos = rtxn.open_table(defs::videos)?;
     let mut rows = Vec::new();
-    for e in campaigns.range((p.id, ID_MIN)..=(p.id, ID_MAX))? {
-        let (k, v) = e?;
-        let Some(name) = decode::<Reg<String>>(v.value())?.value else { continue };
-        let c = k.value().1;
+    for (c, name) in visible_campaigns(rtxn, p.id)? {
         let (sums, creators, best) = now.of(c)?;
         let (prior_sums, ..) = before.sums_of(c)?;
         let preview = match best {
@@ -58,6 +54,19 @@ pub fn campaign_leaderboard(
     }
     rows.sort_by(|a, b| b.total_views.cmp(&a.total_views).then_with(|| a.campaign_id.cmp(&b.campaign_id)));
     Ok(rows)
+}
+
+/// The project's visible campaigns and their names, in id order.
+fn visible_campaigns(rtxn: &ReadTransaction, p: Id) -> Result<Vec<(Id, String)>> {
+    let t = rtxn.open_table(defs::campaigns)?;
+    let mut out = Vec::new();
+    for e in t.range((p, ID_MIN)..=(p, ID_MAX))? {
+        let (k, v) = e?;
+        if let Some(name) = decode::<Reg<String>>(v.value())?.value {
+            out.push((k.value().1, name));
+        }
+    }
+    Ok(out)
 }
 
 /// Which campaigns a video counts in, as ingestion resolves it: through its creator
@@ -286,18 +295,11 @@ pub fn member_overlap(rtxn: &ReadTransaction, p: &ProjectView, dim: Dimension) -
     let d = kind as u8;
     let rank = rtxn.open_table(defs::overlap_rank)?;
     let members = rtxn.open_table(defs::members_by_item)?;
-    let campaigns = rtxn.open_table(defs::campaigns)?;
     let creators = rtxn.open_table(defs::creators)?;
     let videos = rtxn.open_table(defs::videos)?;
-    // The project's visible campaigns by id, read with one scan: the 50 rows hold many
-    // more memberships than the project has campaigns.
-    let mut names: FxHashMap<Id, String> = FxHashMap::default();
-    for e in campaigns.range((p.id, ID_MIN)..=(p.id, ID_MAX))? {
-        let (k, v) = e?;
-        if let Some(name) = decode::<Reg<String>>(v.value())?.value {
-            names.insert(k.value().1, name);
-        }
-    }
+    // Names of the visible campaigns, read with one scan: the 50 rows hold many more
+    // memberships than the project has campaigns.
+    let names: FxHashMap<Id, String> = visible_campaigns(rtxn, p.id)?.into_iter().collect();
     let mut rows = Vec::new();
     for e in rank.range((p.id, d, 0, ID_MIN)..=(p.id, d, u64::MAX, ID_MAX))?.take(OVERLAP_ROWS) {
         let (_, _, _, entity) = e?.0.value();
