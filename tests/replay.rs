@@ -197,3 +197,61 @@ async fn posting_consistency_meets_a_day_twice_where_clocks_go_back_across_midni
     let expected = Reference::from_lines(&log).answer("posting-consistency", &query, now).unwrap();
     assert_eq!(body["data"], expected);
 }
+
+/// Goal progress is kept by ingestion in the project's zone, so a zone that changes after
+/// the goal and its videos must move them. The video, posted 2026-04-01T23:30Z, is on
+/// 04-01 in UTC (outside the goal's one day, 04-02: missed) and on 04-02 in Berlin
+/// (inside it: completed, so on track). Every order and transaction size gives the answer
+/// of the project register that wins.
+#[tokio::test]
+async fn goal_progress_follows_the_project_zone() {
+    let project = "5eed0000-0000-4000-8000-0000000090a1";
+    let creator = "c0000000-0000-4000-8000-0000000090a1";
+    let upsert = |id: &str, at: &str, tz: &str| {
+        serde_json::json!({"type": "project.upserted", "event_id": id, "project_id": project, "occurred_at": at,
+            "org_id": "0a000000-0000-4000-8000-000000000001", "name": "Zones", "timezone": tz})
+        .to_string()
+    };
+    let utc = upsert("e0000000-0000-4000-8000-0000000090a0", "2026-03-01T00:00:00Z", "Etc/UTC");
+    let berlin = upsert("e0000000-0000-4000-8000-0000000090a9", "2026-04-05T00:00:00Z", "Europe/Berlin");
+    let rest = [
+        serde_json::json!({"type": "creator.snapshot", "event_id": "e0000000-0000-4000-8000-0000000090a2",
+            "project_id": project, "occurred_at": "2026-03-01T00:00:00Z", "creator_id": creator,
+            "tiktok_handle": "zones", "display_name": null, "avatar_url": null, "follower_count": 1}),
+        serde_json::json!({"type": "creator.goal_set", "event_id": "e0000000-0000-4000-8000-0000000090a3",
+            "project_id": project, "occurred_at": "2026-03-02T00:00:00Z", "goal_id": "90a10000-0000-4000-8000-000000000001",
+            "creator_id": creator, "metric": "posts", "target": 1, "starts_on": "2026-04-02", "ends_on": "2026-04-02"}),
+        serde_json::json!({"type": "video.scraped", "event_id": "e0000000-0000-4000-8000-0000000090a4",
+            "project_id": project, "occurred_at": "2026-04-03T00:00:00Z",
+            "video_id": "d0000000-0000-4000-8000-0000000090a4", "creator_id": creator,
+            "posted_at": "2026-04-01T23:30:00Z", "title": null, "thumbnail_url": null, "url": null,
+            "view_count": 10, "like_count": 1, "comment_count": 0, "share_count": 0, "save_count": 0}),
+    ]
+    .map(|e| e.to_string());
+    let now: chrono::DateTime<chrono::Utc> = "2026-04-10T00:00:00Z".parse().unwrap();
+    let query = pairs(&[("project_id", project)]);
+    let missed = serde_json::json!({"on_track": 0, "at_risk": 0, "missed": 1, "total_goals": 1, "creators_with_goals": 1});
+    let on_track = serde_json::json!({"on_track": 1, "at_risk": 0, "missed": 0, "total_goals": 1, "creators_with_goals": 1});
+    let cases: [(Vec<&String>, &serde_json::Value); 4] = [
+        // UTC alone.
+        (vec![&utc, &rest[0], &rest[1], &rest[2]], &missed),
+        // Berlin wins, arriving last or first.
+        (vec![&utc, &rest[0], &rest[1], &rest[2], &berlin], &on_track),
+        (vec![&berlin, &rest[2], &rest[1], &rest[0], &utc], &on_track),
+        // The goal before any project, then UTC.
+        (vec![&rest[1], &rest[2], &rest[0], &utc], &missed),
+    ];
+    for (log, expected) in cases {
+        let log: Vec<String> = log.into_iter().cloned().collect();
+        for batch in [1, 100] {
+            let ts = TestStore::new();
+            ts.apply_lines(&log, batch);
+            let key = golden_key(&ts);
+            let (status, body) = get(&ts.app(now), &uri("goal-compliance", &query), Some(&key)).await;
+            assert_eq!(status, 200, "{body}");
+            assert_eq!(&body["data"], expected, "batch {batch}, log {log:?}");
+            let reference = Reference::from_lines(&log).answer("goal-compliance", &query, now).unwrap();
+            assert_eq!(body["data"], reference, "batch {batch}");
+        }
+    }
+}

@@ -1,13 +1,12 @@
 //! Creator endpoints: creator-leaderboard, posting-consistency, creator-scatter, goal-compliance.
 
-use std::collections::BTreeMap;
 
 use redb::ReadTransaction;
 
 use super::*;
-use crate::events::{Goal, GoalMetric, id_to_string};
-use crate::state::videos::Sums;
-use crate::state::{Reg, decode};
+use crate::events::{GoalMetric, id_to_string};
+use crate::state::decode;
+use crate::state::goals::GoalProgress;
 use crate::time::{Period, local_date, local_hour_spans, unit_start};
 
 /// Every tracked creator ranked by views in the period.
@@ -211,55 +210,51 @@ pub fn creator_scatter(rtxn: &ReadTransaction, p: &ProjectView, range: &DateRang
 /// Creators kept by goal-compliance (the dashboard's cap).
 const GOAL_CREATORS: usize = 50;
 
-/// Status counts over the visible goals of the first 50 creators by id.
+/// Status counts over the visible goals of the first 50 creators by id. Each goal's
+/// progress is kept by ingestion (`goal_progress`), so this reads one row per goal of the
+/// kept creators and one profile per creator.
 pub fn goal_compliance(rtxn: &ReadTransaction, p: &ProjectView, now: Instant) -> Result<GoalCompliance> {
-    let goals = rtxn.open_table(defs::goals)?;
+    let goals = rtxn.open_table(defs::goal_progress)?;
     let creators = rtxn.open_table(defs::creators)?;
-    let buckets = rtxn.open_table(defs::creator_buckets)?;
-    let mut by_creator: BTreeMap<Id, Vec<Goal>> = BTreeMap::new();
-    for e in goals.range((p.id, ID_MIN)..=(p.id, ID_MAX))? {
-        if let Some(g) = decode::<Reg<Goal>>(e?.1.value())?.value {
-            by_creator.entry(g.creator_id).or_default().push(g);
-        }
-    }
     let today = today(p, now);
-    let posted = posted_quarters(rtxn, p.id)?;
     let mut out = GoalCompliance { on_track: 0, at_risk: 0, missed: 0, total_goals: 0, creators_with_goals: 0 };
-    let mut kept = 0;
-    for (creator, goals) in by_creator {
-        if kept == GOAL_CREATORS {
-            break;
-        }
-        if creator_profile(&creators, p.id, creator)?.is_none() {
+    // The creator of the rows being read, and whether it is tracked.
+    let mut current: Option<(Id, bool)> = None;
+    for e in goals.range((p.id, ID_MIN, ID_MIN)..=(p.id, ID_MAX, ID_MAX))? {
+        let (k, v) = e?;
+        let creator = k.value().1;
+        let tracked = match current {
+            Some((c, tracked)) if c == creator => tracked,
+            _ => {
+                if out.creators_with_goals == GOAL_CREATORS as u64 {
+                    break;
+                }
+                let tracked = creators.get((p.id, creator))?.map(|r| is_present(r.value())).transpose()?.unwrap_or(false);
+                out.creators_with_goals += u64::from(tracked);
+                current = Some((creator, tracked));
+                tracked
+            }
+        };
+        if !tracked {
             continue;
         }
-        kept += 1;
-        out.creators_with_goals += 1;
-        for g in goals {
-            let period = Period::days(p.tz, Some(g.starts_on), Some(g.ends_on));
-            let mut s = Sums::default();
-            for (l, u) in units_within(posted, &period) {
-                if let Some(v) = buckets.get((p.id, l as u8, u, creator))? {
-                    s.add(&Sums::from_row(v.value()));
-                }
-            }
-            let progress = match g.metric {
-                GoalMetric::Posts => s.posts as f64,
-                GoalMetric::Views => s.views as f64,
-            };
-            let total_days = (g.ends_on - g.starts_on).num_days() + 1;
-            let elapsed = ((today - g.starts_on).num_days() + 1).clamp(0, total_days);
-            let expected = g.target as f64 * elapsed as f64 / total_days as f64;
-            out.total_goals += 1;
-            if progress >= g.target as f64 {
-                out.on_track += 1; // completed
-            } else if today > g.ends_on {
-                out.missed += 1;
-            } else if progress >= expected {
-                out.on_track += 1;
-            } else {
-                out.at_risk += 1; // behind_pace or at_risk
-            }
+        let g: GoalProgress = decode(v.value())?;
+        let progress = match g.metric {
+            GoalMetric::Posts => g.posts as f64,
+            GoalMetric::Views => g.views as f64,
+        };
+        let total_days = (g.ends_on - g.starts_on).num_days() + 1;
+        let elapsed = ((today - g.starts_on).num_days() + 1).clamp(0, total_days);
+        let expected = g.target as f64 * elapsed as f64 / total_days as f64;
+        out.total_goals += 1;
+        if progress >= g.target as f64 {
+            out.on_track += 1; // completed
+        } else if today > g.ends_on {
+            out.missed += 1;
+        } else if progress >= expected {
+            out.on_track += 1;
+        } else {
+            out.at_risk += 1; // behind_pace or at_risk
         }
     }
     Ok(out)

@@ -403,13 +403,18 @@ pub(crate) fn tracked_creator_ids(rtxn: &ReadTransaction, p: Id) -> Result<Vec<I
     let mut out = Vec::new();
     for e in t.range((p, ID_MIN)..=(p, ID_MAX))? {
         let (k, v) = e?;
-        // A `Reg<()>` reads the stamp and whether a profile is present, and leaves the
-        // profile's bytes unread (bincode allows trailing bytes): no strings decoded.
-        if crate::state::decode::<crate::state::Reg<()>>(v.value())?.value.is_some() {
+        if is_present(v.value())? {
             out.push(k.value().1);
         }
     }
     Ok(out)
+}
+
+/// Whether a stored register holds a value. A `Reg<()>` reads the stamp and the presence
+/// flag and leaves the value's bytes unread (bincode allows trailing bytes): no strings
+/// decoded.
+pub(crate) fn is_present(reg: &[u8]) -> Result<bool> {
+    Ok(crate::state::decode::<crate::state::Reg<()>>(reg)?.value.is_some())
 }
 
 /// Today in the project's zone.

@@ -10,6 +10,7 @@
 //! old one and adding the new one. So the aggregates converge as the registers do.
 
 pub mod campaigns;
+pub mod goals;
 pub mod tables;
 pub mod top;
 pub mod videos;
@@ -123,8 +124,8 @@ pub fn apply(t: &mut Tables, ev: &Event) -> Result<()> {
             videos::set_creator(t, p, stamp, c.creator_id, Some(c))
         }
         Body::CreatorRemoved { creator_id } => videos::set_creator(t, p, stamp, *creator_id, None),
-        Body::GoalSet(g) => put_reg(&mut t.goals, (p, g.goal_id), stamp, Some(g)),
-        Body::GoalRemoved { goal_id } => put_reg::<_, crate::events::Goal>(&mut t.goals, (p, *goal_id), stamp, None),
+        Body::GoalSet(g) => goals::set_goal(t, p, stamp, g.goal_id, Some(g)),
+        Body::GoalRemoved { goal_id } => goals::set_goal(t, p, stamp, *goal_id, None),
         Body::CampaignUpserted { campaign_id, name } => {
             campaigns::set_campaign(t, p, stamp, *campaign_id, Some(name.clone()))
         }
@@ -134,27 +135,11 @@ pub fn apply(t: &mut Tables, ev: &Event) -> Result<()> {
         }
         Body::ProjectUpserted { org_id, name, timezone } => {
             let info = ProjectInfo { org_id: *org_id, name: name.clone(), timezone: timezone.clone() };
-            put_reg(&mut t.projects, p, stamp, Some(&info))
+            goals::set_project(t, p, stamp, Some(&info))
         }
-        Body::ProjectDeleted => put_reg::<_, ProjectInfo>(&mut t.projects, p, stamp, None),
+        Body::ProjectDeleted => goals::set_project(t, p, stamp, None),
         Body::ApiKeyIssued { .. } | Body::ApiKeyRevoked { .. } => Ok(()),
     }
-}
-
-/// Writes a register whose changes need no derived state beyond the register itself.
-fn put_reg<'k, K: redb::Key + 'static, T: Serialize>(
-    table: &mut redb::Table<K, &'static [u8]>,
-    key: K::SelfType<'k>,
-    stamp: Stamp,
-    value: Option<&T>,
-) -> Result<()>
-where
-    K::SelfType<'k>: Clone,
-{
-    if wins(table, key.clone(), stamp)? {
-        table.insert(key, encode(&Reg { stamp, value }).as_slice())?;
-    }
-    Ok(())
 }
 
 fn apply_key(t: &mut Tables, ev: &Event) -> Result<()> {

@@ -201,6 +201,9 @@ tables! {
     /// (project, root campaign, level, unit) → the first few of its resolved videos by
     /// views (a `TopList`): enough to know the one with most views.
     campaign_best: (P, Id, u8, i64) => Bytes;
+    /// (project, creator, goal) of every present goal → bincode `GoalProgress`: its
+    /// definition, window and progress over the creator's visible videos.
+    goal_progress: (P, Id, Id) => Bytes;
     /// (project, item_type, entity) → number of visible campaigns it is a direct member of.
     overlap_count: (P, u8, Id) => u64;
     /// (project, item_type, !count, entity) for visible entities with count > 0.

@@ -10,7 +10,7 @@ use redb::ReadableTable;
 
 use super::tables::{At, SumsRow, Tables};
 use super::top::TopList;
-use super::{Reg, Result, StateError, campaigns, encode, get_present, get_reg};
+use super::{Reg, Result, StateError, campaigns, encode, get_present, get_reg, goals};
 use crate::events::{Counts, CreatorSnapshot, Id, Instant, ItemType, Stamp, VideoSnapshot};
 use crate::time::{Level, quarter_of, unit_of, unit_start};
 
@@ -208,6 +208,7 @@ fn contribute(t: &mut Tables, p: Id, f: &Facts, add: bool) -> Result<()> {
         }
     }
     median_update(t, p, f.creator, (!c.views, f.video), at, add)?;
+    goals::contribute(t, p, f, add)?;
 
     let sums = Sums::of(c);
     let delta = if add { 1 } else { -1 };
@@ -268,6 +269,7 @@ fn recount(t: &mut Tables, p: Id, old: &Facts, new: &Facts) -> Result<()> {
     let views_changed = oc.views != nc.views;
     if views_changed {
         median_move(t, p, new.creator, (!oc.views, new.video), (!nc.views, new.video), at)?;
+        goals::recount(t, p, new.creator, new.posted, oc.views, nc.views)?;
     }
     let (os, ns) = (Sums::of(oc), Sums::of(nc));
     let (old_cell, new_cell) = (hist_cell(oc.views), hist_cell(nc.views));
@@ -360,6 +362,9 @@ pub struct Pending {
     pub(super) creator_roots: RefCell<FxHashMap<(Id, Id), BTreeSet<Id>>>,
     /// (project, creator) → whether the creator is tracked, kept in step by [`set_creator`].
     tracked: RefCell<FxHashMap<(Id, Id), bool>>,
+    /// (project, creator) → the creator's goals with their progress, loaded when first
+    /// touched ([`super::goals`]).
+    pub(super) goals: FxHashMap<(Id, Id), super::goals::CreatorGoals>,
 }
 
 impl Pending {
@@ -494,7 +499,7 @@ impl Tables<'_> {
         write_back(&mut self.pending.campaign, &mut self.campaign_buckets)?;
         write_back(&mut self.pending.hist, &mut self.hist_cells)?;
         write_back(&mut self.pending.campaign_creators, &mut self.campaign_creators)?;
-        Ok(())
+        self.flush_goals()
     }
 
     /// Writes the pending top lists, first rebuilding those that lost every entry while
