@@ -108,8 +108,10 @@ mirror! {
         entity_label: Option<String>,
         /// `avatar_url` of a creator, `thumbnail_url` of a video.
         entity_avatar: Option<String>,
-        campaign_ids: Vec<String>,
-        campaign_names: Vec<String>,
+        #[schema(value_type = Vec<String>)]
+        campaign_ids: Vec<std::sync::Arc<str>>,
+        #[schema(value_type = Vec<String>)]
+        campaign_names: Vec<std::sync::Arc<str>>,
         campaign_count: u64,
     }
 }

@@ -1,6 +1,7 @@
 //! Campaign endpoints: campaign-leaderboard, member-overlap.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use redb::ReadTransaction;
 use rustc_hash::FxHashMap;
@@ -293,23 +294,25 @@ pub fn member_overlap(rtxn: &ReadTransaction, p: &ProjectView, dim: Dimension) -
         Dimension::Video => ItemType::Video,
     };
     let d = kind as u8;
-    let rank = rtxn.open_table(defs::overlap_rank)?;
+    let rank_t = rtxn.open_table(defs::overlap_rank)?;
     let members = rtxn.open_table(defs::members_by_item)?;
     let creators = rtxn.open_table(defs::creators)?;
     let videos = rtxn.open_table(defs::videos)?;
-    // Names of the visible campaigns, read with one scan: the 50 rows hold many more
-    // memberships than the project has campaigns.
-    let names: FxHashMap<Id, String> = visible_campaigns(rtxn, p.id)?.into_iter().collect();
+    // The visible campaigns in answer order (name, then id), read with one scan: the 50
+    // rows hold many more memberships than the project has campaigns. Each id and name is
+    // made a string once and shared by the rows; a row sorts campaign ranks.
+    let mut campaigns = visible_campaigns(rtxn, p.id)?;
+    campaigns.sort_unstable_by(|a, b| (&a.1, a.0).cmp(&(&b.1, b.0)));
+    let rank: FxHashMap<Id, usize> = campaigns.iter().enumerate().map(|(i, (c, _))| (*c, i)).collect();
+    let shared: Vec<(Arc<str>, Arc<str>)> =
+        campaigns.iter().map(|(c, name)| (id_to_string(c).into(), name.as_str().into())).collect();
     let mut rows = Vec::new();
-    for e in rank.range((p.id, d, 0, ID_MIN)..=(p.id, d, u64::MAX, ID_MAX))?.take(OVERLAP_ROWS) {
+    let mut held: Vec<usize> = Vec::new();
+    for e in rank_t.range((p.id, d, 0, ID_MIN)..=(p.id, d, u64::MAX, ID_MAX))?.take(OVERLAP_ROWS) {
         let (_, _, _, entity) = e?.0.value();
-        let mut held: Vec<(String, Id)> = Vec::new();
-        for c in containing(&members, p.id, kind, entity)? {
-            if let Some(name) = names.get(&c) {
-                held.push((name.clone(), c));
-            }
-        }
-        held.sort();
+        held.clear();
+        held.extend(containing(&members, p.id, kind, entity)?.iter().filter_map(|c| rank.get(c)));
+        held.sort_unstable();
         let (label, avatar) = match kind {
             ItemType::Creator => {
                 let c = creator_profile(&creators, p.id, entity)?.ok_or_else(super::videos::missing)?;
@@ -324,8 +327,8 @@ pub fn member_overlap(rtxn: &ReadTransaction, p: &ProjectView, dim: Dimension) -
             entity_id: id_to_string(&entity),
             entity_label: label,
             entity_avatar: avatar,
-            campaign_ids: held.iter().map(|(_, c)| id_to_string(c)).collect(),
-            campaign_names: held.iter().map(|(n, _)| n.clone()).collect(),
+            campaign_ids: held.iter().map(|&i| shared[i].0.clone()).collect(),
+            campaign_names: held.iter().map(|&i| shared[i].1.clone()).collect(),
             campaign_count: held.len() as u64,
         });
     }

@@ -266,8 +266,9 @@ pub struct OverlapRow {
     pub entity_id: String,
     pub entity_label: Option<String>,
     pub entity_avatar: Option<String>,
-    pub campaign_ids: Vec<String>,
-    pub campaign_names: Vec<String>,
+    /// Shared by the rows of one answer.
+    pub campaign_ids: Vec<std::sync::Arc<str>>,
+    pub campaign_names: Vec<std::sync::Arc<str>>,
     pub campaign_count: u64,
 }
 
