@@ -129,3 +129,47 @@ fn both_outlier_strategies_agree() {
     }
     assert!(rows > 500, "the cases must find outliers: {rows} rows");
 }
+
+/// creator-scatter reads follower deltas with one scan of the history in time order when
+/// the period holds few points, else a lookup per creator; both must agree for every
+/// creator, whichever one the HTTP tests happened to use.
+#[test]
+fn both_follower_strategies_agree() {
+    use goatview::query::{follower_change, follower_scan, project};
+    use goatview::time::Period;
+
+    let sample = generate(&GenConfig::new(12, Scale::Test));
+    let ts = TestStore::new();
+    ts.apply_lines(&sample.lines, 2_000);
+    let rtxn = ts.store.read().unwrap();
+    let followers = rtxn.open_table(goatview::state::defs::followers).unwrap();
+    let today = default_now().date_naive();
+    let d = |days: u64| Some(today - chrono::Days::new(days));
+    let ranges = [(None, None), (d(7), d(0)), (d(30), d(0)), (d(90), None), (None, d(60)), (d(3), d(3))];
+    let (mut compared, mut moved) = (0, 0);
+    for key in &sample.api_keys {
+        for id in &key.project_ids {
+            let id = goatview::events::parse_id(id).unwrap();
+            let Some(p) = project(&rtxn, id).unwrap() else { continue };
+            let mut creators: Vec<[u8; 16]> = Vec::new();
+            for e in followers.range((id, [0u8; 16], i64::MIN, 0)..=(id, [0xffu8; 16], i64::MAX, u32::MAX)).unwrap() {
+                let c = e.unwrap().0.value().1;
+                if creators.last() != Some(&c) {
+                    creators.push(c);
+                }
+            }
+            for (from, to) in ranges {
+                let period = Period::days(p.tz, from, to);
+                let scanned = follower_scan(&rtxn, id, &period).unwrap();
+                for &c in &creators {
+                    let one = follower_change(&followers, id, c, &period).unwrap().0;
+                    let all = scanned.get(&c).map_or(0, |&(first, last)| last as i64 - first as i64);
+                    assert_eq!(one, all, "{from:?}..{to:?}");
+                    compared += 1;
+                    moved += u64::from(one != 0);
+                }
+            }
+        }
+    }
+    assert!(compared > 1_000 && moved > 100, "the cases must see follower changes: {compared} compared, {moved} non-zero");
+}

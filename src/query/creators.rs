@@ -188,14 +188,14 @@ pub fn creator_scatter(rtxn: &ReadTransaction, p: &ProjectView, range: &DateRang
     let period = Period::days(p.tz, range.from, range.to);
     let sums = creator_sums(rtxn, p.id, &period)?;
     let creators = rtxn.open_table(defs::creators)?;
-    let followers = rtxn.open_table(defs::followers)?;
     let mut ids: Vec<&Id> = sums.keys().collect();
     ids.sort();
+    let deltas = FollowerDeltas::new(rtxn, p.id, &period, ids.len())?;
     let mut rows = Vec::new();
     for id in ids {
         let s = sums[id];
         let c = creator_profile(&creators, p.id, *id)?.ok_or_else(super::videos::missing)?;
-        let (follower_delta, _) = follower_change(&followers, p.id, *id, &period)?;
+        let follower_delta = deltas.of(p.id, *id)?;
         rows.push(ScatterRow {
             creator_id: id_to_string(id),
             tiktok_handle: c.tiktok_handle,

@@ -375,8 +375,69 @@ pub(crate) fn creator_profile(
     get_present(t, (p, c))
 }
 
+/// Rows of the time-ordered follower history worth scanning per creator asked about:
+/// a range lookup per creator costs about as much as scanning twenty.
+const SCAN_ROWS_PER_CREATOR: u64 = 16;
+
+/// Follower deltas of `creators` creators over a period: from one scan in time order when
+/// the period holds few enough points ([`follower_scan`]), else a lookup per creator.
+pub(crate) enum FollowerDeltas<'a> {
+    Scanned(rustc_hash::FxHashMap<Id, (u64, u64)>),
+    PerCreator(redb::ReadOnlyTable<(IdKey, IdKey, i64, u32), &'static [u8]>, &'a Period),
+}
+
+impl<'a> FollowerDeltas<'a> {
+    pub(crate) fn new(rtxn: &ReadTransaction, p: Id, period: &'a Period, creators: usize) -> Result<Self> {
+        let budget = SCAN_ROWS_PER_CREATOR * creators as u64;
+        let days = rtxn.open_table(defs::follower_days)?;
+        let (first, last) = utc_days(period);
+        let mut points = 0;
+        for e in days.range((p, first)..=(p, last))? {
+            points += e?.1.value();
+            if points > budget {
+                return Ok(FollowerDeltas::PerCreator(rtxn.open_table(defs::followers)?, period));
+            }
+        }
+        Ok(FollowerDeltas::Scanned(follower_scan(rtxn, p, period)?))
+    }
+
+    pub(crate) fn of(&self, p: Id, c: Id) -> Result<i64> {
+        match self {
+            FollowerDeltas::Scanned(m) => Ok(m.get(&c).map_or(0, |&(first, last)| last as i64 - first as i64)),
+            FollowerDeltas::PerCreator(t, period) => Ok(follower_change(t, p, c, period)?.0),
+        }
+    }
+}
+
+/// The UTC days a period touches (open sides: as far as can be).
+fn utc_days(period: &Period) -> (i64, i64) {
+    use crate::state::DAY_SECS;
+    let first = period.start.map_or(i64::MIN, |s| s.secs.div_euclid(DAY_SECS));
+    let last = period.end.map_or(i64::MAX, |e| e.secs.div_euclid(DAY_SECS));
+    (first, last)
+}
+
+/// First and last follower count in the period of every creator with a point in it, read
+/// with one scan of the history in time order.
+pub fn follower_scan(rtxn: &ReadTransaction, p: Id, period: &Period) -> Result<rustc_hash::FxHashMap<Id, (u64, u64)>> {
+    let t = rtxn.open_table(defs::followers_by_time)?;
+    let start = period.start.map_or((i64::MIN, 0), |s| (s.secs, s.nanos));
+    let mut r = match period.end {
+        Some(e) => t.range((p, start.0, start.1, ID_MIN)..(p, e.secs, e.nanos, ID_MIN))?,
+        None => t.range((p, start.0, start.1, ID_MIN)..=(p, i64::MAX, u32::MAX, ID_MAX))?,
+    };
+    let mut out: rustc_hash::FxHashMap<Id, (u64, u64)> = Default::default();
+    r.try_for_each(|e| -> Result<()> {
+        let (k, v) = e?;
+        let n = v.value();
+        out.entry(k.value().3).and_modify(|(_, last)| *last = n).or_insert((n, n));
+        Ok(())
+    })?;
+    Ok(out)
+}
+
 /// Follower delta and growth rate of a creator over a period (contract §4.4).
-pub(crate) fn follower_change(
+pub fn follower_change(
     t: &impl ReadableTable<(IdKey, IdKey, i64, u32), &'static [u8]>,
     p: Id,
     c: Id,

@@ -117,10 +117,7 @@ pub fn apply(t: &mut Tables, ev: &Event) -> Result<()> {
         Body::VideoScraped(v) => videos::set_video(t, p, stamp, v.video_id, Some(v)),
         Body::VideoRemoved { video_id } => videos::set_video(t, p, stamp, *video_id, None),
         Body::CreatorSnapshot(c) => {
-            let key = (p, c.creator_id, stamp.at.secs, stamp.at.nanos);
-            if wins(&t.followers, key, stamp)? {
-                t.followers.insert(key, encode(&Reg { stamp, value: Some(c.follower_count) }).as_slice())?;
-            }
+            set_follower_point(t, p, stamp, c.creator_id, c.follower_count)?;
             videos::set_creator(t, p, stamp, c.creator_id, Some(c))
         }
         Body::CreatorRemoved { creator_id } => videos::set_creator(t, p, stamp, *creator_id, None),
@@ -141,6 +138,29 @@ pub fn apply(t: &mut Tables, ev: &Event) -> Result<()> {
         Body::ApiKeyIssued { .. } | Body::ApiKeyRevoked { .. } => Ok(()),
     }
 }
+
+/// Writes a follower history point, and its copies in time order and in the day counts.
+fn set_follower_point(t: &mut Tables, p: Id, stamp: Stamp, creator: Id, count: u64) -> Result<()> {
+    let key = (p, creator, stamp.at.secs, stamp.at.nanos);
+    let is_new = match t.followers.get(key)? {
+        Some(v) => {
+            if stamp <= decode::<Stamp>(v.value())? {
+                return Ok(());
+            }
+            false
+        }
+        None => true,
+    };
+    t.followers.insert(key, encode(&Reg { stamp, value: Some(count) }).as_slice())?;
+    t.followers_by_time.insert((p, stamp.at.secs, stamp.at.nanos, creator), count)?;
+    if is_new {
+        add_count(&mut t.follower_days, (p, stamp.at.secs.div_euclid(DAY_SECS)), 1)?;
+    }
+    Ok(())
+}
+
+/// Seconds in a UTC day: the unit of `follower_days`.
+pub const DAY_SECS: i64 = 86_400;
 
 fn apply_key(t: &mut Tables, ev: &Event) -> Result<()> {
     let (key_id, info) = match &ev.body {

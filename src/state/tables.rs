@@ -174,6 +174,11 @@ tables! {
     videos_by_creator: (P, Id, Id) => ();
     /// (project, item_type, item, campaign) for every membership that is currently in.
     members_by_item: (P, u8, Id, Id) => ();
+    /// (project, occurred_at, creator) → follower_count: the follower history in time
+    /// order, for reading every creator's change over a short period in one scan.
+    followers_by_time: (P, i64, u32, Id) => u64;
+    /// (project, UTC day) → follower history points in it: how long that scan would be.
+    follower_days: (P, i64) => u64;
     /// project → greatest occurred_at applied.
     project_meta: P => At;
 
