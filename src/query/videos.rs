@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BinaryHeap};
 use redb::{ReadTransaction, ReadableTable};
 
 use super::*;
-use crate::state::videos::{Metric, hist_cell_high};
+use crate::state::videos::{HIST_CELLS, Metric, hist_cell_high, hist_cell_index, hist_index_cell};
 use crate::time::{Period, local_dow_hour, local_hour_spans, runs, unit_start};
 
 fn period(p: &ProjectView, r: &DateRange) -> Period {
@@ -157,17 +157,18 @@ pub fn view_distribution(
 ) -> Result<ViewDistribution> {
     let period = period(p, &q.range);
     let t = rtxn.open_table(defs::hist_cells)?;
-    // Units repeat the same few thousand cells: they add up in a hash map, sorted once.
-    let mut merged: rustc_hash::FxHashMap<u64, u64> = Default::default();
+    // Units repeat the same few thousand cells: they add up in an array with a slot per
+    // cell, which is already in value order.
+    let mut merged = vec![0u64; HIST_CELLS];
     for (l, a, b) in runs(&period_units(rtxn, p.id, &period)?) {
         let l = l as u8;
         for e in t.range((p.id, l, a, 0)..=(p.id, l, b - 1, u64::MAX))? {
             let (k, v) = e?;
-            *merged.entry(k.value().3).or_default() += v.value();
+            merged[hist_cell_index(k.value().3)] += v.value();
         }
     }
-    let mut cells: Vec<(u64, u64)> = merged.into_iter().collect();
-    cells.sort_unstable();
+    let cells: Vec<(u64, u64)> =
+        merged.iter().enumerate().filter(|&(_, &n)| n > 0).map(|(i, &n)| (hist_index_cell(i), n)).collect();
     let total: u64 = cells.iter().map(|&(_, n)| n).sum();
     let (Some(&(low_cell, _)), Some(&(high_cell, _))) = (cells.first(), cells.last()) else {
         return Ok(ViewDistribution {

@@ -561,6 +561,29 @@ pub fn hist_cell_high(cell: u64) -> u64 {
     HDR.with(|h| h.highest_equivalent(cell))
 }
 
+/// Number of distinct HDR cells (3 significant digits) over all of `u64`: cells below
+/// 2,048 hold one value each; above, each power of two splits into 1,024.
+pub const HIST_CELLS: usize = 2048 + 53 * 1024;
+
+/// The position of an HDR cell (a cell's lowest value, as [`hist_cell`] gives) among all
+/// cells in value order: a dense index for adding up cells in an array.
+pub fn hist_cell_index(cell: u64) -> usize {
+    if cell < 2048 {
+        return cell as usize;
+    }
+    let shift = 63 - cell.leading_zeros() as usize - 10; // >= 1
+    2048 + (shift - 1) * 1024 + ((cell >> shift) as usize - 1024)
+}
+
+/// The cell at a position of [`hist_cell_index`].
+pub fn hist_index_cell(i: usize) -> u64 {
+    if i < 2048 {
+        return i as u64;
+    }
+    let (shift, sub) = ((i - 2048) / 1024 + 1, (i - 2048) % 1024 + 1024);
+    (sub as u64) << shift
+}
+
 /// Keeps a creator's median in step: `creator_median` points at the lower-middle entry of
 /// `creator_views` and moves at most one step per insert or removal, so a median costs
 /// O(log n) to maintain and O(1) to read, however many videos the creator has.
@@ -699,4 +722,42 @@ pub fn set_creator(t: &mut Tables, p: Id, stamp: Stamp, creator: Id, snap: Optio
     let affected = videos_of_creator(t, p, creator)?;
     refresh(t, p, &affected, write)?;
     campaigns::overlap_visibility(t, p, ItemType::Creator, creator, now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The dense cell positions agree with the HDR histogram itself: every cell maps to a
+    /// distinct position in range, in value order, and back.
+    #[test]
+    fn hist_cell_positions_follow_the_hdr_cells() {
+        let mut values: Vec<u64> = (0..5_000).collect();
+        for b in 11..64 {
+            let p = 1u64 << b;
+            values.extend([p - 1, p, p + 1, p + p / 3, p + p / 2 + 7]);
+        }
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..100_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            values.push(x >> (x % 40));
+        }
+        values.extend([u64::MAX / 2, u64::MAX - 1, u64::MAX]);
+        values.sort_unstable();
+        let mut last: Option<(u64, usize)> = None;
+        for v in values {
+            let cell = hist_cell(v);
+            let i = hist_cell_index(cell);
+            assert!(i < HIST_CELLS, "{v}: {i}");
+            assert_eq!(hist_index_cell(i), cell, "{v}");
+            if let Some((c, j)) = last {
+                assert_eq!(cell == c, i == j, "{v}");
+                assert!(i >= j, "{v}");
+            }
+            last = Some((cell, i));
+        }
+        assert_eq!(hist_cell_index(hist_cell(u64::MAX)), HIST_CELLS - 1);
+    }
 }
