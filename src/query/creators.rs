@@ -194,11 +194,11 @@ pub fn creator_scatter(rtxn: &ReadTransaction, p: &ProjectView, range: &DateRang
     let mut rows = Vec::new();
     for id in ids {
         let s = sums[id];
-        let c = creator_profile(&creators, p.id, *id)?.ok_or_else(super::videos::missing)?;
+        let tiktok_handle = creator_handle(&creators, p.id, *id)?.ok_or_else(super::videos::missing)?;
         let follower_delta = deltas.of(p.id, *id)?;
         rows.push(ScatterRow {
             creator_id: id_to_string(id),
-            tiktok_handle: c.tiktok_handle,
+            tiktok_handle,
             follower_delta,
             engagement_rate: engagement_rate(s.likes, s.comments, s.shares, s.views),
             posts_count: s.posts,

@@ -436,6 +436,23 @@ pub fn follower_scan(rtxn: &ReadTransaction, p: Id, period: &Period) -> Result<r
     Ok(out)
 }
 
+/// The first fields of a stored `CreatorSnapshot`, for reading a profile's handle without
+/// decoding the rest (bincode reads fields in order and leaves the trailing ones).
+#[derive(serde::Deserialize)]
+struct CreatorHandle {
+    _creator_id: Id,
+    tiktok_handle: String,
+}
+
+/// The handle of a tracked creator.
+pub(crate) fn creator_handle(
+    t: &impl ReadableTable<(IdKey, IdKey), &'static [u8]>,
+    p: Id,
+    c: Id,
+) -> Result<Option<String>> {
+    Ok(get_present::<_, CreatorHandle>(t, (p, c))?.map(|h| h.tiktok_handle))
+}
+
 /// Follower delta and growth rate of a creator over a period (contract §4.4).
 pub fn follower_change(
     t: &impl ReadableTable<(IdKey, IdKey, i64, u32), &'static [u8]>,
