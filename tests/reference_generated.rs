@@ -171,5 +171,8 @@ fn both_follower_strategies_agree() {
             }
         }
     }
-    assert!(compared > 1_000 && moved > 100, "the cases must see follower changes: {compared} compared, {moved} non-zero");
+    assert!(
+        compared > 1_000 && moved > 100,
+        "the cases must see follower changes: {compared} compared, {moved} non-zero"
+    );
 }

@@ -230,8 +230,10 @@ async fn goal_progress_follows_the_project_zone() {
     .map(|e| e.to_string());
     let now: chrono::DateTime<chrono::Utc> = "2026-04-10T00:00:00Z".parse().unwrap();
     let query = pairs(&[("project_id", project)]);
-    let missed = serde_json::json!({"on_track": 0, "at_risk": 0, "missed": 1, "total_goals": 1, "creators_with_goals": 1});
-    let on_track = serde_json::json!({"on_track": 1, "at_risk": 0, "missed": 0, "total_goals": 1, "creators_with_goals": 1});
+    let missed =
+        serde_json::json!({"on_track": 0, "at_risk": 0, "missed": 1, "total_goals": 1, "creators_with_goals": 1});
+    let on_track =
+        serde_json::json!({"on_track": 1, "at_risk": 0, "missed": 0, "total_goals": 1, "creators_with_goals": 1});
     let cases: [(Vec<&String>, &serde_json::Value); 4] = [
         // UTC alone.
         (vec![&utc, &rest[0], &rest[1], &rest[2]], &missed),

@@ -1,6 +1,5 @@
 //! Creator endpoints: creator-leaderboard, posting-consistency, creator-scatter, goal-compliance.
 
-
 use redb::ReadTransaction;
 
 use super::*;
@@ -229,7 +228,8 @@ pub fn goal_compliance(rtxn: &ReadTransaction, p: &ProjectView, now: Instant) ->
                 if out.creators_with_goals == GOAL_CREATORS as u64 {
                     break;
                 }
-                let tracked = creators.get((p.id, creator))?.map(|r| is_present(r.value())).transpose()?.unwrap_or(false);
+                let tracked =
+                    creators.get((p.id, creator))?.map(|r| is_present(r.value())).transpose()?.unwrap_or(false);
                 out.creators_with_goals += u64::from(tracked);
                 current = Some((creator, tracked));
                 tracked

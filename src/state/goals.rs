@@ -8,8 +8,8 @@
 use std::collections::hash_map::Entry;
 
 use chrono::NaiveDate;
-use redb::ReadableTable;
 use chrono_tz::Tz;
+use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 
 use super::tables::Tables;
