@@ -86,8 +86,9 @@ pub const EVENTS_APPLIED: &str = "events_applied";
 pub const FORMAT: &str = "state_format";
 /// Bumped whenever stored keys or values change meaning (2: hour buckets; 3: campaign top
 /// lists at day and 32-day levels, with posted_at; 4: campaign rollups at day and
-/// 32-day levels only, bounded top lists, creators in `by_posted`; 5: goal progress; 6: follower history in time order).
-pub const STATE_FORMAT: u64 = 6;
+/// 32-day levels only, bounded top lists, creators in `by_posted`; 5: goal progress;
+/// 6: follower history in time order; 7: 8-day buckets).
+pub const STATE_FORMAT: u64 = 7;
 pub const DEAD_LETTERS: &str = "dead_letters";
 
 /// The engine's state file.

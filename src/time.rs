@@ -23,23 +23,27 @@ pub enum Level {
     /// Added after the others: it halves the units at the edges of a period in a zone
     /// whose days start off a UTC day (up to 2 × 95 quarters become 2 × (3 + 23)).
     Hour = 3,
+    /// 8 UTC days, a quarter of a block: a 30- or 90-day period reads about a third as
+    /// many units as with days alone.
+    Week = 4,
 }
 
 impl Level {
     /// Finest first.
-    pub const ALL: [Level; 4] = [Level::Quarter, Level::Hour, Level::Day, Level::Block];
+    pub const ALL: [Level; 5] = [Level::Quarter, Level::Hour, Level::Day, Level::Week, Level::Block];
 
     /// The levels campaign rollups are kept at: whole UTC days and 32-day blocks. A
     /// video in ~14 campaigns would otherwise cost 14 rows per fine level; a period's
     /// partial days at its edges are read from the videos posted in them instead.
     pub const CAMPAIGN: [Level; 2] = [Level::Day, Level::Block];
 
-    /// Width of one unit, in quarters (an hour; a UTC day; 32 UTC days).
+    /// Width of one unit, in quarters (an hour; a UTC day; 8 and 32 UTC days).
     pub const fn quarters(self) -> i64 {
         match self {
             Level::Quarter => 1,
             Level::Hour => 4,
             Level::Day => 96,
+            Level::Week => 96 * 8,
             Level::Block => 96 * 32,
         }
     }
@@ -62,11 +66,17 @@ pub fn unit_start(level: Level, u: i64) -> Instant {
 
 /// Splits the quarter range `[start, end)` into the fewest aligned units: coarse units
 /// in the middle, finer ones at the edges. Reads then cost O(units), not O(events).
-pub fn decompose(mut start: i64, end: i64) -> Vec<(Level, i64)> {
+pub fn decompose(start: i64, end: i64) -> Vec<(Level, i64)> {
+    decompose_in(&Level::ALL, start, end)
+}
+
+/// [`decompose`] into units of the given levels (finest first) only.
+fn decompose_in(levels: &[Level], mut start: i64, end: i64) -> Vec<(Level, i64)> {
     let mut out = Vec::new();
     while start < end {
-        let level = Level::ALL
-            .into_iter()
+        let level = levels
+            .iter()
+            .copied()
             .rev()
             .find(|l| start.rem_euclid(l.quarters()) == 0 && start + l.quarters() <= end)
             .unwrap_or(Level::Quarter);
@@ -101,7 +111,7 @@ pub fn split_days(start: i64, end: i64) -> (Units, Vec<(i64, i64)>) {
         return (Vec::new(), if start < end { vec![(start, end)] } else { Vec::new() });
     }
     let edges = [(start, d0 * day), (d1 * day, end)].into_iter().filter(|(a, b)| a < b).collect();
-    (decompose(d0 * day, d1 * day), edges)
+    (decompose_in(&Level::CAMPAIGN, d0 * day, d1 * day), edges)
 }
 
 /// How to read the quarters `[start, end)` so that every row read lies in one local hour
