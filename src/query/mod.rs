@@ -55,7 +55,7 @@ pub fn project(rtxn: &ReadTransaction, id: Id) -> Result<Option<ProjectView>> {
 pub fn api_key_org(rtxn: &ReadTransaction, hash: [u8; 32], now: Instant) -> Result<Option<Id>> {
     let hashes = rtxn.open_table(defs::key_hashes)?;
     let keys = rtxn.open_table(defs::api_keys)?;
-    for e in hashes.range((hash, [0u8; 16])..=(hash, [0xffu8; 16]))? {
+    for e in hashes.range((hash, ID_MIN)..=(hash, ID_MAX))? {
         let key_id = e?.0.value().1;
         if let Some(k) = get_present::<_, KeyInfo>(&keys, key_id)?
             && k.expires_at.is_none_or(|x| x > now)
@@ -288,8 +288,7 @@ use crate::events::{CreatorSnapshot, VideoSnapshot};
 use crate::state::videos::Sums;
 use crate::time::{Level, Period, decompose, quarter_of, runs};
 
-pub(crate) const ID_MIN: Id = [0u8; 16];
-pub(crate) const ID_MAX: Id = [0xffu8; 16];
+pub(crate) use crate::state::{ID_MAX, ID_MIN};
 
 pub(crate) type PostedKey = (Id, i64, u32, Id);
 

@@ -11,11 +11,8 @@ use std::collections::{BTreeSet, VecDeque};
 use redb::ReadableTable;
 
 use super::tables::{IdKey, Tables};
-use super::{Reg, Result, add_count, encode, get_present, get_reg, item_dim, videos};
+use super::{ID_MAX, ID_MIN, Reg, Result, add_count, encode, get_present, get_reg, item_dim, videos};
 use crate::events::{Id, ItemType, Stamp};
-
-const ID_MIN: Id = [0u8; 16];
-const ID_MAX: Id = [0xffu8; 16];
 
 pub fn campaign_visible(t: &impl ReadableTable<(IdKey, IdKey), &'static [u8]>, p: Id, c: Id) -> Result<bool> {
     Ok(get_present::<_, String>(t, (p, c))?.is_some())

@@ -14,12 +14,9 @@ use serde::{Deserialize, Serialize};
 
 use super::tables::Tables;
 use super::videos::Facts;
-use super::{ProjectInfo, Reg, Result, decode, encode, get_present, get_reg, wins};
+use super::{ID_MAX, ID_MIN, ProjectInfo, Reg, Result, decode, encode, get_present, get_reg, wins};
 use crate::events::{Goal, GoalMetric, Id, Instant, Stamp};
 use crate::time::Period;
-
-const ID_MIN: Id = [0u8; 16];
-const ID_MAX: Id = [0xffu8; 16];
 
 /// A present goal and its progress: the row `goal_progress` stores under
 /// (project, creator, goal).

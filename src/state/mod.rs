@@ -38,6 +38,10 @@ pub enum StateError {
 
 pub type Result<T, E = StateError> = std::result::Result<T, E>;
 
+/// The smallest and the largest id: the bounds of a key range over every id.
+pub const ID_MIN: Id = [0u8; 16];
+pub const ID_MAX: Id = [0xffu8; 16];
+
 /// A last-writer-wins register: the winning stamp and, unless a removal won, its value.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Reg<T> {

@@ -10,7 +10,7 @@ use redb::ReadableTable;
 
 use super::tables::{At, SumsRow, Tables};
 use super::top::TopList;
-use super::{Reg, Result, StateError, campaigns, encode, get_present, get_reg, goals};
+use super::{ID_MAX, ID_MIN, Reg, Result, StateError, campaigns, encode, get_present, get_reg, goals};
 use crate::events::{Counts, CreatorSnapshot, Id, Instant, ItemType, Stamp, VideoSnapshot};
 use crate::time::{Level, quarter_of, unit_of, unit_start};
 
@@ -530,7 +530,7 @@ impl Tables<'_> {
         let level = Level::CAMPAIGN.into_iter().find(|x| *x as u8 == l).expect("a campaign level");
         let (start, end) = (unit_start(level, u), unit_start(level, u + 1));
         let mut members = Vec::new();
-        for e in self.by_posted.range((p, start.secs, 0, [0u8; 16])..(p, end.secs, 0, [0u8; 16]))? {
+        for e in self.by_posted.range((p, start.secs, 0, ID_MIN)..(p, end.secs, 0, ID_MIN))? {
             let (k, v) = e?;
             let video = k.value().3;
             let (creator, views, ..) = v.value();
@@ -591,8 +591,8 @@ fn median_update(t: &mut Tables, p: Id, creator: Id, x: (u64, Id), at: (i64, u32
     let cur = t.creator_median.get((p, creator))?.map(|g| g.value());
     let (n, m) = cur.map_or((0, x), |(n, a, b)| (n, (a, b)));
     let key = |k: (u64, Id)| (p, creator, k.0, k.1);
-    let lo = (p, creator, 0u64, [0u8; 16]);
-    let hi = (p, creator, u64::MAX, [0xffu8; 16]);
+    let lo = (p, creator, 0u64, ID_MIN);
+    let hi = (p, creator, u64::MAX, ID_MAX);
     let pred = |t: &Tables, k: (u64, Id)| -> Result<(u64, Id)> {
         let (g, _) = t.creator_views.range(lo..key(k))?.next_back().transpose()?.ok_or_else(median_lost)?;
         let (_, _, a, b) = g.value();
@@ -696,7 +696,7 @@ fn video_reg(t: &Tables, p: Id, video: Id) -> Result<Option<Reg<VideoSnapshot>>>
 /// Present video records of a creator, tracked or not.
 pub fn videos_of_creator(t: &Tables, p: Id, creator: Id) -> Result<BTreeSet<Id>> {
     let mut out = BTreeSet::new();
-    for e in t.videos_by_creator.range((p, creator, [0u8; 16])..=(p, creator, [0xffu8; 16]))? {
+    for e in t.videos_by_creator.range((p, creator, ID_MIN)..=(p, creator, ID_MAX))? {
         out.insert(e?.0.value().2);
     }
     Ok(out)
