@@ -286,7 +286,7 @@ pub fn engagement_rate(likes: u128, comments: u128, shares: u128, views: u128) -
 
 use crate::events::{CreatorSnapshot, VideoSnapshot};
 use crate::state::videos::Sums;
-use crate::time::{Level, Period, decompose, quarter_of, runs};
+use crate::time::{Level, Period, decompose, quarter_of, runs, unit_of};
 
 pub(crate) use crate::state::{ID_MAX, ID_MIN};
 
@@ -410,9 +410,9 @@ impl<'a> FollowerDeltas<'a> {
 
 /// The UTC days a period touches (open sides: as far as can be).
 fn utc_days(period: &Period) -> (i64, i64) {
-    use crate::state::DAY_SECS;
-    let first = period.start.map_or(i64::MIN, |s| s.secs.div_euclid(DAY_SECS));
-    let last = period.end.map_or(i64::MAX, |e| e.secs.div_euclid(DAY_SECS));
+    let day = |t: Instant| unit_of(Level::Day, quarter_of(t));
+    let first = period.start.map_or(i64::MIN, day);
+    let last = period.end.map_or(i64::MAX, day);
     (first, last)
 }
 

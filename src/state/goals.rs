@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::tables::Tables;
 use super::videos::Facts;
-use super::{ID_MAX, ID_MIN, ProjectInfo, Reg, Result, decode, encode, get_present, get_reg, wins};
+use super::{ID_MAX, ID_MIN, ProjectInfo, Reg, Result, decode, encode, get_present, get_reg};
 use crate::events::{Goal, GoalMetric, Id, Instant, Stamp};
 use crate::time::Period;
 
@@ -160,10 +160,11 @@ fn progress(t: &Tables, p: Id, zone: Tz, g: &Goal) -> Result<GoalProgress> {
 /// Writes a project register; when that changes the project's zone, recomputes the
 /// window and progress of every goal of the project.
 pub fn set_project(t: &mut Tables, p: Id, stamp: Stamp, info: Option<&ProjectInfo>) -> Result<()> {
-    if !wins(&t.projects, p, stamp)? {
+    let old = get_reg::<_, ProjectInfo>(&t.projects, p)?;
+    if old.as_ref().is_some_and(|r| r.stamp >= stamp) {
         return Ok(());
     }
-    let before = goal_zone(t, p)?;
+    let before = zone_of(old.and_then(|r| r.value).as_ref());
     t.projects.insert(p, encode(&Reg { stamp, value: info }).as_slice())?;
     let after = zone_of(info);
     if before == after {

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 pub use tables::{Tables, defs};
 
 use crate::events::{Body, Event, Id, Instant, ItemType, KeyHash, Stamp};
+use crate::time::{Level, quarter_of, unit_of};
 
 /// Errors from reading or writing state.
 #[derive(Debug, thiserror::Error)]
@@ -94,19 +95,6 @@ where
     Ok(get_reg::<K, T>(table, key)?.and_then(|r| r.value))
 }
 
-/// Whether `stamp` beats what the register holds (a missing register loses to anything).
-fn wins<'k, K: redb::Key + 'static>(
-    table: &impl ReadableTable<K, &'static [u8]>,
-    key: K::SelfType<'k>,
-    stamp: Stamp,
-) -> Result<bool> {
-    // A register's encoding starts with its stamp, so the stamp decodes on its own.
-    Ok(match table.get(key)? {
-        Some(v) => stamp > decode::<Stamp>(v.value())?,
-        None => true,
-    })
-}
-
 /// Applies one valid event. Stale events (that lose to what a register holds) change nothing.
 pub fn apply(t: &mut Tables, ev: &Event) -> Result<()> {
     let stamp = ev.stamp;
@@ -146,25 +134,17 @@ pub fn apply(t: &mut Tables, ev: &Event) -> Result<()> {
 /// Writes a follower history point, and its copies in time order and in the day counts.
 fn set_follower_point(t: &mut Tables, p: Id, stamp: Stamp, creator: Id, count: u64) -> Result<()> {
     let key = (p, creator, stamp.at.secs, stamp.at.nanos);
-    let is_new = match t.followers.get(key)? {
-        Some(v) => {
-            if stamp <= decode::<Stamp>(v.value())? {
-                return Ok(());
-            }
-            false
-        }
-        None => true,
-    };
+    let old = get_reg::<_, u64>(&t.followers, key)?;
+    if old.as_ref().is_some_and(|r| r.stamp >= stamp) {
+        return Ok(());
+    }
     t.followers.insert(key, encode(&Reg { stamp, value: Some(count) }).as_slice())?;
     t.followers_by_time.insert((p, stamp.at.secs, stamp.at.nanos, creator), count)?;
-    if is_new {
-        add_count(&mut t.follower_days, (p, stamp.at.secs.div_euclid(DAY_SECS)), 1)?;
+    if old.is_none() {
+        add_count(&mut t.follower_days, (p, unit_of(Level::Day, quarter_of(stamp.at))), 1)?;
     }
     Ok(())
 }
-
-/// Seconds in a UTC day: the unit of `follower_days`.
-pub const DAY_SECS: i64 = 86_400;
 
 fn apply_key(t: &mut Tables, ev: &Event) -> Result<()> {
     let (key_id, info) = match &ev.body {

@@ -177,7 +177,7 @@ tables! {
     /// (project, occurred_at, creator) → follower_count: the follower history in time
     /// order, for reading every creator's change over a short period in one scan.
     followers_by_time: (P, i64, u32, Id) => u64;
-    /// (project, UTC day) → follower history points in it: how long that scan would be.
+    /// (project, UTC day unit) → follower history points in it: how long that scan would be.
     follower_days: (P, i64) => u64;
     /// project → greatest occurred_at applied.
     project_meta: P => At;
