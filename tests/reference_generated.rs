@@ -7,15 +7,13 @@ mod common;
 
 use common::reference::Reference;
 use common::{TestStore, compare, get, pairs, period_views, uri};
-use goatview::r#gen::{GenConfig, Scale, default_now, generate};
+use goatview::r#gen::{GenConfig, Generated, Scale, default_now, generate};
 
 #[tokio::test]
 async fn generated_log_answers_match_the_reference() {
-    let sample = generate(&GenConfig::new(11, Scale::Test));
+    let (sample, ts) = generated_store(11);
     let now = default_now();
     let reference = Reference::from_lines(&sample.lines);
-    let ts = TestStore::new();
-    ts.apply_lines(&sample.lines, 2_000);
     let app = ts.app(now);
 
     let today = now.date_naive();
@@ -91,15 +89,28 @@ async fn generated_log_answers_match_the_reference() {
     assert!(checked > 300, "only {checked} answers compared");
 }
 
+/// A generated log (scale Test) applied to a new store, 2,000 lines per transaction.
+fn generated_store(seed: u64) -> (Generated, TestStore) {
+    let sample = generate(&GenConfig::new(seed, Scale::Test));
+    let ts = TestStore::new();
+    ts.apply_lines(&sample.lines, 2_000);
+    (sample, ts)
+}
+
+/// The visible projects of the sample's API keys, key by key (a project two keys can read
+/// comes twice).
+fn key_projects(sample: &Generated, rtxn: &redb::ReadTransaction) -> Vec<goatview::query::ProjectView> {
+    let ids = sample.api_keys.iter().flat_map(|k| &k.project_ids);
+    ids.filter_map(|id| goatview::query::project(rtxn, goatview::events::parse_id(id).unwrap()).unwrap()).collect()
+}
+
 /// `outliers` answers from whichever of two strategies is cheaper for the period; both
 /// must give the same answer everywhere, whichever one the HTTP test above happened to use.
 #[test]
 fn both_outlier_strategies_agree() {
-    use goatview::query::{DateRange, OutliersParams, outliers_by_merge, outliers_in_period, project};
+    use goatview::query::{DateRange, OutliersParams, outliers_by_merge, outliers_in_period};
 
-    let sample = generate(&GenConfig::new(11, Scale::Test));
-    let ts = TestStore::new();
-    ts.apply_lines(&sample.lines, 2_000);
+    let (sample, ts) = generated_store(11);
     let rtxn = ts.store.read().unwrap();
     let today = default_now().date_naive();
     let d = |days: u64| Some(today - chrono::Days::new(days));
@@ -113,17 +124,13 @@ fn both_outlier_strategies_agree() {
         (date("2026-10-31"), date("2026-11-02")),
     ];
     let mut rows = 0;
-    for key in &sample.api_keys {
-        for id in &key.project_ids {
-            let id = goatview::events::parse_id(id).unwrap();
-            let Some(p) = project(&rtxn, id).unwrap() else { continue };
-            for (from, to) in ranges {
-                for (min_x_multiple, limit) in [(1.0, 100), (1.5, 50), (1.5, 3), (3.0, 1), (0.5, 100)] {
-                    let q = OutliersParams { range: DateRange { from, to }, min_x_multiple, limit };
-                    let merged = outliers_by_merge(&rtxn, &p, &q).unwrap();
-                    assert_eq!(merged, outliers_in_period(&rtxn, &p, &q).unwrap(), "{from:?}..{to:?} {q:?}");
-                    rows += merged.len();
-                }
+    for p in key_projects(&sample, &rtxn) {
+        for (from, to) in ranges {
+            for (min_x_multiple, limit) in [(1.0, 100), (1.5, 50), (1.5, 3), (3.0, 1), (0.5, 100)] {
+                let q = OutliersParams { range: DateRange { from, to }, min_x_multiple, limit };
+                let merged = outliers_by_merge(&rtxn, &p, &q).unwrap();
+                assert_eq!(merged, outliers_in_period(&rtxn, &p, &q).unwrap(), "{from:?}..{to:?} {q:?}");
+                rows += merged.len();
             }
         }
     }
@@ -135,39 +142,34 @@ fn both_outlier_strategies_agree() {
 /// creator, whichever one the HTTP tests happened to use.
 #[test]
 fn both_follower_strategies_agree() {
-    use goatview::query::{follower_change, follower_scan, project};
+    use goatview::query::{follower_change, follower_scan};
     use goatview::time::Period;
 
-    let sample = generate(&GenConfig::new(12, Scale::Test));
-    let ts = TestStore::new();
-    ts.apply_lines(&sample.lines, 2_000);
+    let (sample, ts) = generated_store(12);
     let rtxn = ts.store.read().unwrap();
     let followers = rtxn.open_table(goatview::state::defs::followers).unwrap();
     let today = default_now().date_naive();
     let d = |days: u64| Some(today - chrono::Days::new(days));
     let ranges = [(None, None), (d(7), d(0)), (d(30), d(0)), (d(90), None), (None, d(60)), (d(3), d(3))];
     let (mut compared, mut moved) = (0, 0);
-    for key in &sample.api_keys {
-        for id in &key.project_ids {
-            let id = goatview::events::parse_id(id).unwrap();
-            let Some(p) = project(&rtxn, id).unwrap() else { continue };
-            let mut creators: Vec<[u8; 16]> = Vec::new();
-            for e in followers.range((id, [0u8; 16], i64::MIN, 0)..=(id, [0xffu8; 16], i64::MAX, u32::MAX)).unwrap() {
-                let c = e.unwrap().0.value().1;
-                if creators.last() != Some(&c) {
-                    creators.push(c);
-                }
+    for p in key_projects(&sample, &rtxn) {
+        let id = p.id;
+        let mut creators: Vec<[u8; 16]> = Vec::new();
+        for e in followers.range((id, [0u8; 16], i64::MIN, 0)..=(id, [0xffu8; 16], i64::MAX, u32::MAX)).unwrap() {
+            let c = e.unwrap().0.value().1;
+            if creators.last() != Some(&c) {
+                creators.push(c);
             }
-            for (from, to) in ranges {
-                let period = Period::days(p.tz, from, to);
-                let scanned = follower_scan(&rtxn, id, &period).unwrap();
-                for &c in &creators {
-                    let one = follower_change(&followers, id, c, &period).unwrap().0;
-                    let all = scanned.get(&c).map_or(0, |&(first, last)| last as i64 - first as i64);
-                    assert_eq!(one, all, "{from:?}..{to:?}");
-                    compared += 1;
-                    moved += u64::from(one != 0);
-                }
+        }
+        for (from, to) in ranges {
+            let period = Period::days(p.tz, from, to);
+            let scanned = follower_scan(&rtxn, id, &period).unwrap();
+            for &c in &creators {
+                let one = follower_change(&followers, id, c, &period).unwrap().0;
+                let all = scanned.get(&c).map_or(0, |&(first, last)| last as i64 - first as i64);
+                assert_eq!(one, all, "{from:?}..{to:?}");
+                compared += 1;
+                moved += u64::from(one != 0);
             }
         }
     }
