@@ -7,7 +7,7 @@ use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::Schema;
 use uuid::Uuid;
 
-use super::endpoint::{Endpoint, Schemas, iso_date, list_of, mirror, named};
+use super::endpoint::{Endpoint, Schemas, iso_date, iso_date_bytes, list_of, mirror, named};
 use super::error::ApiError;
 use super::params::{FROM, FROM_REQUIRED, LIMIT, OFFSET, PROJECT_ID, Param, Params, TO, TO_REQUIRED, TZ, limit};
 use crate::events::Instant;
@@ -90,6 +90,45 @@ impl Endpoint for PostingConsistency {
     ) -> Result<Self::Data, ApiError> {
         let q = query::ConsistencyParams { range: params.range(), tz: params.tz().unwrap_or(project.tz) };
         Ok(query::posting_consistency(rtxn, project, &q)?.into_iter().map(Into::into).collect())
+    }
+
+    /// serde's bytes, written directly: an answer over all time holds hundreds of thousands
+    /// of items, and serde escaped every id and date a byte at a time (a third of the time).
+    /// Ids and dates need no escaping, and a creator's id is formatted once for its days.
+    fn write_data(items: &Self::Data, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        out.reserve(items.len() * 80 + 2);
+        out.push(b'[');
+        let mut id: Option<(Uuid, [u8; 36])> = None;
+        let mut count = itoa::Buffer::new();
+        for (i, item) in items.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            let text = match &mut id {
+                Some((last, text)) if *last == item.creator_id => text,
+                slot => {
+                    let mut text = [0u8; 36];
+                    item.creator_id.hyphenated().encode_lower(&mut text);
+                    &mut slot.insert((item.creator_id, text)).1
+                }
+            };
+            out.extend_from_slice(b"{\"creator_id\":\"");
+            out.extend_from_slice(text);
+            out.extend_from_slice(b"\",\"day\":");
+            match iso_date_bytes(&item.day) {
+                Some(day) => {
+                    out.push(b'"');
+                    out.extend_from_slice(&day);
+                    out.push(b'"');
+                }
+                None => serde_json::to_writer(&mut *out, &item.day)?,
+            }
+            out.extend_from_slice(b",\"post_count\":");
+            out.extend_from_slice(count.format(item.post_count).as_bytes());
+            out.push(b'}');
+        }
+        out.push(b']');
+        Ok(())
     }
 }
 
@@ -175,5 +214,38 @@ mirror! {
         missed: u64,
         total_goals: u64,
         creators_with_goals: u64,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::NaiveDate;
+    use uuid::Uuid;
+
+    use super::{ConsistencyItem, PostingConsistency};
+    use crate::api::endpoint::Endpoint;
+
+    #[test]
+    fn posting_consistency_writes_what_serde_writes() {
+        let a = Uuid::parse_str("0f8e3c1a-5b2d-4e6f-9a7b-8c9d0e1f2a3b").unwrap();
+        let b = Uuid::parse_str("ffffffff-0000-4000-8000-00000000000a").unwrap();
+        let day = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap();
+        let items = [
+            ConsistencyItem { creator_id: a, day: day(2026, 11, 20), post_count: 1 },
+            ConsistencyItem { creator_id: a, day: day(2026, 11, 21), post_count: u64::MAX },
+            ConsistencyItem { creator_id: b, day: day(10000, 1, 1), post_count: 0 },
+            ConsistencyItem { creator_id: b, day: day(-1, 6, 15), post_count: 42 },
+            ConsistencyItem { creator_id: a, day: day(5, 1, 9), post_count: 7 },
+        ];
+        for n in 0..=items.len() {
+            let mut ours = Vec::new();
+            PostingConsistency::write_data(&items[..n].iter().map(copy).collect(), &mut ours).unwrap();
+            let theirs = serde_json::to_vec(&items[..n]).unwrap();
+            assert_eq!(String::from_utf8(ours).unwrap(), String::from_utf8(theirs).unwrap());
+        }
+    }
+
+    fn copy(i: &ConsistencyItem) -> ConsistencyItem {
+        ConsistencyItem { creator_id: i.creator_id, day: i.day, post_count: i.post_count }
     }
 }

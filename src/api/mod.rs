@@ -137,14 +137,6 @@ pub fn paths() -> Vec<String> {
     paths.0
 }
 
-/// The body of a successful aggregate answer (contract §4.1).
-#[derive(Debug, Serialize)]
-struct Envelope<T> {
-    data: T,
-    error: Option<()>,
-    meta: Meta,
-}
-
 /// `meta` of a successful answer.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Meta {
@@ -176,7 +168,13 @@ async fn handle<E: endpoint::Endpoint>(
             last_event_at: project.last_event_at.map(Instant::to_rfc3339),
         };
         // Serialised here too: a long answer should hold a blocking thread, not the runtime.
-        serde_json::to_vec(&Envelope { data, error: None, meta }).map_err(ApiError::internal)
+        // The envelope (contract §4.1) is `{"data": …, "error": null, "meta": …}`.
+        let mut body = b"{\"data\":".to_vec();
+        E::write_data(&data, &mut body).map_err(ApiError::internal)?;
+        body.extend_from_slice(b",\"error\":null,\"meta\":");
+        serde_json::to_writer(&mut body, &meta).map_err(ApiError::internal)?;
+        body.push(b'}');
+        Ok::<_, ApiError>(body)
     })
     .await
     .map_err(ApiError::internal)??;
