@@ -6,6 +6,7 @@ use super::*;
 use crate::events::{GoalMetric, id_to_string};
 use crate::state::decode;
 use crate::state::goals::GoalProgress;
+use crate::state::tables::CREATOR_POSTS;
 use crate::time::{Period, local_date, local_hour_spans, unit_start};
 
 /// Every tracked creator ranked by views in the period.
@@ -84,7 +85,7 @@ pub fn posting_consistency(
     let period = Period::days(q.tz, q.range.from, q.range.to);
     let Some((lo, hi)) = posted_quarters(rtxn, p.id)? else { return Ok(Vec::new()) };
     let (s, e) = period.quarters(lo, hi);
-    let t = rtxn.open_table(defs::creator_buckets)?;
+    let t = rtxn.open_table(CREATOR_POSTS)?;
     // Rows come unit by unit in time order, so local days come one after another. Creators
     // are numbered as met; a day's posts add up in a slot per creator, and the day, once
     // past, leaves one item per creator that posted in it.
@@ -106,7 +107,7 @@ pub fn posting_consistency(
         for entry in t.range((p.id, l, a, ID_MIN)..(p.id, l, b, ID_MIN))? {
             let (k, v) = entry?;
             let (_, _, unit, creator) = k.value();
-            let posts = v.value().0;
+            let posts = v.value();
             if posts == 0 {
                 continue;
             }

@@ -70,6 +70,43 @@ byte_key!(
     HashKey, 32, "goatview::KeyHash"
 );
 
+/// The posts count of a [`SumsRow`] without the rest of it: open a table of sums with this
+/// value type to read only the count. It has the sums row's name and width, so redb opens
+/// the same table; it is for reading only (a stored value is never this short).
+#[derive(Debug)]
+pub enum PostsOf {}
+
+impl redb::Value for PostsOf {
+    type SelfType<'a> = u64;
+    type AsBytes<'a> = [u8; 8];
+
+    fn fixed_width() -> Option<usize> {
+        <SumsRow as redb::Value>::fixed_width()
+    }
+
+    fn from_bytes<'a>(data: &'a [u8]) -> u64
+    where
+        Self: 'a,
+    {
+        // A fixed-width tuple is its fields' bytes in order; posts come first.
+        u64::from_le_bytes(data[..8].try_into().expect("a sums row"))
+    }
+
+    fn as_bytes<'a, 'b: 'a>(_: &'a u64) -> [u8; 8]
+    where
+        Self: 'b,
+    {
+        unreachable!("PostsOf is a read-only view of a sums row")
+    }
+
+    fn type_name() -> TypeName {
+        <SumsRow as redb::Value>::type_name()
+    }
+}
+
+/// [`defs::creator_buckets`] with only the posts count of each row decoded.
+pub const CREATOR_POSTS: TableDefinition<'static, (P, u8, i64, Id), PostsOf> = TableDefinition::new("creator_buckets");
+
 macro_rules! tables {
     ($($(#[$doc:meta])* $field:ident: $K:ty => $V:ty;)*) => {
         /// Table definitions, named after their field in [`Tables`].
