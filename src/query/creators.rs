@@ -191,10 +191,11 @@ pub fn creator_scatter(rtxn: &ReadTransaction, p: &ProjectView, range: &DateRang
     let mut ids: Vec<&Id> = sums.keys().collect();
     ids.sort();
     let deltas = FollowerDeltas::new(rtxn, p.id, &period, ids.len())?;
-    let mut rows = Vec::new();
+    let mut handles = HandlesInOrder::new(&creators, p.id)?;
+    let mut rows = Vec::with_capacity(ids.len());
     for id in ids {
         let s = sums[id];
-        let tiktok_handle = creator_handle(&creators, p.id, *id)?.ok_or_else(super::videos::missing)?;
+        let tiktok_handle = handles.get(*id)?.ok_or_else(super::videos::missing)?;
         let follower_delta = deltas.of(p.id, *id)?;
         rows.push(ScatterRow {
             creator_id: id_to_string(id),

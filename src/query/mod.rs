@@ -22,7 +22,7 @@ use serde::Serialize;
 
 use crate::events::{Id, Instant};
 use crate::state::tables::IdKey;
-use crate::state::{KeyInfo, ProjectInfo, Result, defs, get_present};
+use crate::state::{KeyInfo, ProjectInfo, Reg, Result, decode, defs, get_present};
 
 /// A visible project, as a request sees it.
 #[derive(Clone, Debug)]
@@ -443,13 +443,48 @@ struct CreatorHandle {
     tiktok_handle: String,
 }
 
-/// The handle of a tracked creator.
-pub(crate) fn creator_handle(
-    t: &impl ReadableTable<(IdKey, IdKey), &'static [u8]>,
+/// Handles of tracked creators asked for in id order. While the ids asked are dense among
+/// the project's profiles, it walks the profiles in one pass; past a gap of more than
+/// [`SCAN_ROWS_PER_CREATOR`] rows it seeks. (A lookup per creator descends the tree each
+/// time: for creator-scatter's 4,000 rows that was a quarter of the answer's time.)
+pub(crate) struct HandlesInOrder<'t> {
+    table: &'t redb::ReadOnlyTable<(IdKey, IdKey), &'static [u8]>,
     p: Id,
-    c: Id,
-) -> Result<Option<String>> {
-    Ok(get_present::<_, CreatorHandle>(t, (p, c))?.map(|h| h.tiktok_handle))
+    rows: redb::Range<'t, (IdKey, IdKey), &'static [u8]>,
+    /// The first row the walk has not passed yet.
+    next: Option<(Id, redb::AccessGuard<'t, &'static [u8]>)>,
+}
+
+impl<'t> HandlesInOrder<'t> {
+    pub(crate) fn new(table: &'t redb::ReadOnlyTable<(IdKey, IdKey), &'static [u8]>, p: Id) -> Result<Self> {
+        Ok(HandlesInOrder { table, p, rows: table.range((p, ID_MIN)..=(p, ID_MAX))?, next: None })
+    }
+
+    /// The handle of creator `c`, if it is tracked. `c` comes after every id asked before.
+    pub(crate) fn get(&mut self, c: Id) -> Result<Option<String>> {
+        let mut passed = 0;
+        loop {
+            match &self.next {
+                Some((id, _)) if *id == c => {
+                    let (_, reg) = self.next.take().expect("matched above");
+                    return Ok(decode::<Reg<CreatorHandle>>(reg.value())?.value.map(|h| h.tiktok_handle));
+                }
+                Some((id, _)) if *id > c => return Ok(None),
+                _ if passed > SCAN_ROWS_PER_CREATOR => {
+                    self.rows = self.table.range((self.p, c)..=(self.p, ID_MAX))?;
+                    passed = 0;
+                }
+                _ => passed += 1,
+            }
+            self.next = match self.rows.next() {
+                Some(e) => {
+                    let (k, v) = e?;
+                    Some((k.value().1, v))
+                }
+                None => return Ok(None),
+            };
+        }
+    }
 }
 
 /// Follower delta and growth rate of a creator over a period (contract §4.4).
@@ -498,4 +533,59 @@ pub(crate) fn is_present(reg: &[u8]) -> Result<bool> {
 /// Today in the project's zone.
 pub(crate) fn today(p: &ProjectView, now: Instant) -> NaiveDate {
     crate::time::local_date(p.tz, now)
+}
+
+#[cfg(test)]
+mod tests {
+    use redb::ReadableDatabase;
+
+    use super::*;
+    use crate::events::{CreatorSnapshot, Stamp};
+    use crate::state::encode;
+
+    /// Every id asked, dense or past gaps longer than the walk goes, gets the handle a
+    /// lookup gets; removed and unknown creators get none.
+    #[test]
+    fn handles_in_order_agree_with_lookups() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = redb::Database::create(dir.path().join("h.redb")).unwrap();
+        let (p, other) = ([1u8; 16], [2u8; 16]);
+        let id = |raw: u16| -> Id {
+            let mut c = [0u8; 16];
+            c[..2].copy_from_slice(&raw.to_be_bytes());
+            c
+        };
+        let profile = |c: Id, handle: String| CreatorSnapshot {
+            creator_id: c,
+            tiktok_handle: handle,
+            display_name: None,
+            avatar_url: None,
+            follower_count: 0,
+        };
+        let txn = db.begin_write().unwrap();
+        {
+            let mut t = txn.open_table(defs::creators).unwrap();
+            let stamp = Stamp { at: Instant { secs: 0, nanos: 0 }, event_id: [0; 16] };
+            // Even ids only (odd ones stay unknown); every seventh profile removed.
+            for i in 0..300u16 {
+                let value = (i % 7 != 3).then(|| profile(id(2 * i), format!("h{i}")));
+                t.insert((p, id(2 * i)), encode(&Reg { stamp, value }).as_slice()).unwrap();
+            }
+            let far = Some(profile(ID_MIN, "other project".into()));
+            t.insert((other, ID_MIN), encode(&Reg { stamp, value: far }).as_slice()).unwrap();
+        }
+        txn.commit().unwrap();
+        let rtxn = db.begin_read().unwrap();
+        let t = rtxn.open_table(defs::creators).unwrap();
+        for step in [1usize, 2, 3, 17, 40, 299] {
+            let mut handles = HandlesInOrder::new(&t, p).unwrap();
+            let mut found = 0;
+            for raw in (0..620u16).step_by(step) {
+                let want = get_present::<_, CreatorSnapshot>(&t, (p, id(raw))).unwrap().map(|s| s.tiktok_handle);
+                assert_eq!(handles.get(id(raw)).unwrap(), want, "step {step}, id {raw}");
+                found += usize::from(want.is_some());
+            }
+            assert!(found > 0, "step {step} found some");
+        }
+    }
 }
