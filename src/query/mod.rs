@@ -35,6 +35,11 @@ pub struct ProjectView {
     pub last_event_at: Option<Instant>,
 }
 
+/// The result of a scoped thread; a panic in it goes on in the caller.
+pub(crate) fn joined<T>(h: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
+
 /// The project if it is visible (present register); `None` otherwise.
 pub fn project(rtxn: &ReadTransaction, id: Id) -> Result<Option<ProjectView>> {
     let projects = rtxn.open_table(defs::projects)?;
