@@ -158,6 +158,7 @@ async fn handle<E: endpoint::Endpoint>(
     let credential = auth::credential(&headers, state.session_secret.as_deref(), now)?;
     let store = state.store.clone();
     let answer = tokio::task::spawn_blocking(move || {
+        let _running = query::InProgress::start();
         let rtxn = store.read()?;
         let orgs = credential.orgs(&rtxn, now)?;
         let params = params::parse(raw.as_deref(), E::PARAMS)?;

@@ -4,9 +4,9 @@ use redb::ReadTransaction;
 
 use super::*;
 use crate::events::{GoalMetric, id_to_string};
+use crate::state::decode;
 use crate::state::goals::GoalProgress;
 use crate::state::tables::{CREATOR_POSTS, IdKey, PostsOf};
-use crate::state::{StateError, decode};
 use crate::time::{Period, local_date, local_hour_spans, unit_of, unit_start};
 
 /// Every tracked creator ranked by views in the period.
@@ -17,12 +17,9 @@ pub fn creator_leaderboard(
     now: Instant,
 ) -> Result<Vec<CreatorRow>> {
     let period = Period::days(p.tz, q.range.from, q.range.to);
-    // The tracked creators on a second thread while the period's sums are read.
-    let (ids, sums) = std::thread::scope(|s| {
-        let ids = s.spawn(|| tracked_creator_ids(rtxn, p.id));
-        let sums = creator_sums(rtxn, p.id, &period);
-        Ok::<_, StateError>((joined(ids)?, sums?))
-    })?;
+    // The tracked creators and the period's sums, at once when a core is idle.
+    let (ids, sums) = both(|| tracked_creator_ids(rtxn, p.id), || creator_sums(rtxn, p.id, &period));
+    let (ids, sums) = (ids?, sums?);
     let profiles = rtxn.open_table(defs::creators)?;
     let followers = rtxn.open_table(defs::followers)?;
     let days = period_days(rtxn, p, &q.range, now)?;
@@ -83,8 +80,7 @@ fn period_days(rtxn: &ReadTransaction, p: &ProjectView, r: &DateRange, now: Inst
 /// local day of the effective zone.
 ///
 /// The period is read in two halves split at the local midnight nearest its median post,
-/// the later half on a second thread: on an otherwise idle second core the rows are read in
-/// about half the time.
+/// at once when a core is idle ([`both`]): the rows are then read in about half the time.
 pub fn posting_consistency(
     rtxn: &ReadTransaction,
     p: &ProjectView,
@@ -96,11 +92,8 @@ pub fn posting_consistency(
     let t = rtxn.open_table(CREATOR_POSTS)?;
     let middle = local_date(q.tz, unit_start(Level::Quarter, median_post_quarter(rtxn, p.id, s, e)?));
     let split = Period::days(q.tz, Some(middle), None).quarters(s, e).0;
-    let ((mut ids, mut items), later) = std::thread::scope(|scope| {
-        let later = scope.spawn(|| days_posted(&t, p.id, q.tz, split, e));
-        let earlier = days_posted(&t, p.id, q.tz, s, split);
-        Ok::<_, StateError>((earlier?, joined(later)?))
-    })?;
+    let (later, earlier) = both(|| days_posted(&t, p.id, q.tz, split, e), || days_posted(&t, p.id, q.tz, s, split));
+    let ((mut ids, mut items), later) = (earlier?, later?);
     // The later half's creators, numbered after the earlier half's. A day cut by the split
     // (a zone whose clocks went back) gives two items, added up below.
     let mut numbers: rustc_hash::FxHashMap<Id, u32> = ids.iter().enumerate().map(|(n, id)| (*id, n as u32)).collect();
@@ -253,21 +246,21 @@ fn days_posted(
 
 /// Follower change against engagement, for creators that posted in the period.
 ///
-/// The creators' sums and handles are read on one thread and their follower deltas on
-/// another: on an otherwise idle second core the answer takes about the time of the longer
-/// half. Which way the deltas are read is decided before the creators are known, from an
-/// upper bound on them: every profile row of the project.
+/// The creators' sums and handles, and their follower deltas, are read at once when a core
+/// is idle ([`both`]): the answer then takes about the time of the longer of the two. Which
+/// way the deltas are read is decided before the creators are known, from an upper bound
+/// on them: every profile row of the project.
 pub fn creator_scatter(rtxn: &ReadTransaction, p: &ProjectView, range: &DateRange) -> Result<Vec<ScatterRow>> {
     let period = Period::days(p.tz, range.from, range.to);
     let creators = rtxn.open_table(defs::creators)?;
-    let (listed, deltas) = std::thread::scope(|s| {
-        let listed = s.spawn(|| listed_creators(rtxn, p.id, &period, &creators));
-        let deltas = (|| {
+    let (listed, deltas) = both(
+        || listed_creators(rtxn, p.id, &period, &creators),
+        || {
             let profiles = creators.range((p.id, ID_MIN)..=(p.id, ID_MAX))?.count();
             FollowerDeltas::new(rtxn, p.id, &period, profiles)
-        })();
-        Ok::<_, StateError>((joined(listed)?, deltas?))
-    })?;
+        },
+    );
+    let (listed, deltas) = (listed?, deltas?);
     let mut rows = Vec::with_capacity(listed.len());
     for (id, s, tiktok_handle) in listed {
         rows.push(ScatterRow {

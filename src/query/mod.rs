@@ -15,6 +15,8 @@ pub use videos::{
     outliers, outliers_by_merge, outliers_in_period, posting_heatmap, video_leaderboard, view_distribution,
 };
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use chrono::NaiveDate;
 use chrono_tz::Tz;
 use redb::{ReadTransaction, ReadableTable};
@@ -35,9 +37,38 @@ pub struct ProjectView {
     pub last_event_at: Option<Instant>,
 }
 
-/// The result of a scoped thread; a panic in it goes on in the caller.
-pub(crate) fn joined<T>(h: std::thread::ScopedJoinHandle<'_, T>) -> T {
-    h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+/// Queries in progress in this process (the API holds an [`InProgress`] per answer).
+static IN_PROGRESS: AtomicUsize = AtomicUsize::new(0);
+
+/// Held while a query runs, so that others know whether the cores are busy.
+pub struct InProgress(());
+
+impl InProgress {
+    pub fn start() -> InProgress {
+        IN_PROGRESS.fetch_add(1, Ordering::Relaxed);
+        InProgress(())
+    }
+}
+
+impl Drop for InProgress {
+    fn drop(&mut self) {
+        IN_PROGRESS.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Runs `first` and `second` (two independent reads of one snapshot): on two threads when
+/// no other query is in progress, so an idle second core shortens the answer; one after
+/// the other otherwise, when the cores are busy anyway and a second thread would only take
+/// time from the other queries.
+pub(crate) fn both<A: Send, B>(first: impl FnOnce() -> A + Send, second: impl FnOnce() -> B) -> (A, B) {
+    if IN_PROGRESS.load(Ordering::Relaxed) > 1 {
+        return (first(), second());
+    }
+    std::thread::scope(|s| {
+        let first = s.spawn(first);
+        let second = second();
+        (first.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)), second)
+    })
 }
 
 /// The project if it is visible (present register); `None` otherwise.
@@ -547,6 +578,26 @@ mod tests {
     use super::*;
     use crate::events::{CreatorSnapshot, Stamp};
     use crate::state::encode;
+
+    /// With other queries in progress, both halves run on the caller's thread, in order.
+    #[test]
+    fn both_stays_on_one_thread_when_the_cores_are_busy() {
+        let (_a, _b) = (InProgress::start(), InProgress::start());
+        let here = std::thread::current().id();
+        let order = std::sync::Mutex::new(Vec::new());
+        let (first, second) = both(
+            || {
+                order.lock().unwrap().push(1);
+                std::thread::current().id()
+            },
+            || {
+                order.lock().unwrap().push(2);
+                std::thread::current().id()
+            },
+        );
+        assert_eq!((first, second), (here, here));
+        assert_eq!(*order.lock().unwrap(), [1, 2]);
+    }
 
     /// Every id asked, dense or past gaps longer than the walk goes, gets the handle a
     /// lookup gets; removed and unknown creators get none.
