@@ -143,6 +143,7 @@ fn both_outlier_strategies_agree() {
 #[test]
 fn both_follower_strategies_agree() {
     use goatview::query::{follower_change, follower_scan};
+    use goatview::state::{ID_MAX, ID_MIN};
     use goatview::time::Period;
 
     let (sample, ts) = generated_store(12);
@@ -155,7 +156,7 @@ fn both_follower_strategies_agree() {
     for p in key_projects(&sample, &rtxn) {
         let id = p.id;
         let mut creators: Vec<[u8; 16]> = Vec::new();
-        for e in followers.range((id, [0u8; 16], i64::MIN, 0)..=(id, [0xffu8; 16], i64::MAX, u32::MAX)).unwrap() {
+        for e in followers.range((id, ID_MIN, i64::MIN, 0)..=(id, ID_MAX, i64::MAX, u32::MAX)).unwrap() {
             let c = e.unwrap().0.value().1;
             if creators.last() != Some(&c) {
                 creators.push(c);
