@@ -51,8 +51,9 @@ pub struct DbArgs {
     #[arg(long, env = "GOATVIEW_DB")]
     pub db: PathBuf,
 
-    /// Size of redb's page cache in MiB (redb's default, 1024, when unset). Ingestion slows
-    /// sharply once the pages one batch changes no longer fit in it.
+    /// Size of redb's page cache in MiB. When unset: 512 for `replay`, which also holds a
+    /// window of events, and redb's default, 1024, otherwise. Ingestion slows sharply once
+    /// the pages one batch changes no longer fit in it.
     #[arg(long, env = "GOATVIEW_CACHE_MIB", value_parser = clap::value_parser!(u64).range(16..))]
     pub cache_mib: Option<u64>,
 }
@@ -60,8 +61,14 @@ pub struct DbArgs {
 impl DbArgs {
     /// Opens the state file with the cache asked for.
     pub fn open(&self) -> anyhow::Result<crate::store::Store> {
+        self.open_with_default_cache(None)
+    }
+
+    /// Opens the state file with the cache asked for, or `default_mib` (redb's default when
+    /// `None`).
+    pub fn open_with_default_cache(&self, default_mib: Option<u64>) -> anyhow::Result<crate::store::Store> {
         use anyhow::Context;
-        crate::store::Store::open_with_cache(&self.db, self.cache_mib)
+        crate::store::Store::open_with_cache(&self.db, self.cache_mib.or(default_mib))
             .with_context(|| format!("opening {}", self.db.display()))
     }
 }
@@ -71,9 +78,15 @@ pub struct ReplayArgs {
     #[command(flatten)]
     pub db: DbArgs,
 
-    /// Lines per write transaction.
+    /// Events applied per write transaction, at most.
     #[arg(long, env = "GOATVIEW_BATCH_SIZE", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub batch_size: u64,
+
+    /// Events read before they are applied: in a window, a video's scrapes that a later
+    /// one supersedes are dropped unapplied. A larger window drops more and holds more
+    /// memory. At least the batch size.
+    #[arg(long, env = "GOATVIEW_WINDOW", default_value_t = 2_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub window: u64,
 
     /// Leave the file as ingestion left it instead of compacting it at the end (redb keeps
     /// the pages freed by earlier transactions until the file is compacted).

@@ -66,6 +66,9 @@ pub struct DeadLetter {
 #[derive(Debug, Default)]
 pub struct Batch {
     pub events: Vec<Event>,
+    /// Valid events consumed with this batch but not in `events`: applied before it by
+    /// [`Store::apply_part`], or superseded within a replay window. They count as applied.
+    pub other_events: u64,
     pub dead_letters: Vec<DeadLetter>,
     /// Source id → opaque position bytes, to resume after this batch.
     pub positions: Vec<(String, Vec<u8>)>,
@@ -146,11 +149,28 @@ impl Store {
             for dl in &batch.dead_letters {
                 t.dead_letters.insert((dl.source.as_str(), dl.position), state::encode(dl).as_slice())?;
             }
-            bump(&mut t, EVENTS_APPLIED, batch.events.len() as u64)?;
+            bump(&mut t, EVENTS_APPLIED, batch.events.len() as u64 + batch.other_events)?;
             bump(&mut t, DEAD_LETTERS, batch.dead_letters.len() as u64)?;
             for (source, pos) in &batch.positions {
                 t.positions.insert(source.as_str(), pos.as_slice())?;
             }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Applies events in a transaction of their own, without positions or counters: the
+    /// start of a window whose last [`Batch`] carries them. If the process dies before
+    /// that batch commits, the window is read again, and applying its events a second
+    /// time changes nothing.
+    pub fn apply_part(&self, events: &[Event]) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut t = Tables::open(&txn)?;
+            for ev in events {
+                state::apply(&mut t, ev)?;
+            }
+            t.flush()?;
         }
         txn.commit()?;
         Ok(())

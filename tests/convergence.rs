@@ -7,6 +7,8 @@ mod common;
 use common::reference::Reference;
 use common::{TestStore, compare, get, pairs, period_views, uri};
 use goatview::api::ENDPOINTS;
+use goatview::ingest::log::{Batching, replay_file};
+use goatview::store::EVENTS_APPLIED;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use serde_json::json;
@@ -190,11 +192,19 @@ fn converges(
     batch: usize,
     queries: Vec<(&str, Vec<(String, String)>)>,
 ) -> Result<usize, TestCaseError> {
-    let (sa, sb) = (TestStore::new(), TestStore::new());
+    let (sa, sb, sc) = (TestStore::new(), TestStore::new(), TestStore::new());
     sa.apply_lines(a, batch);
     // One transaction for the whole log: every event sees the batch's own writes.
     sb.apply_lines(b, b.len());
     prop_assert_eq!(sa.dump(), sb.dump(), "state differs between two delivery orders");
+    // `b` replayed from a file in windows, superseded scrapes dropped, each window applied
+    // in transactions of `batch` events.
+    let log = sc.dir.path().join("b.ndjson");
+    std::fs::write(&log, b.iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();
+    let batching = Batching { batch_size: batch, window: 3 * batch };
+    replay_file(&sc.store, &log, batching, goatview::events::Instant { secs: 0, nanos: 0 }, |_| {}).unwrap();
+    prop_assert_eq!(sa.dump(), sc.dump(), "state differs when replayed in windows");
+    prop_assert_eq!(sc.store.counter(EVENTS_APPLIED).unwrap(), b.len() as u64, "every event counted once");
 
     let reference = Reference::from_lines(events);
     let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();

@@ -21,7 +21,7 @@ use goatview::ingest::kafka::{
     ConsumerError, HEADER_OFFSET, HEADER_PARTITION, HEADER_REASON, HEADER_TOPIC, KafkaArgs, KafkaStats,
     REASON_OVERSIZE, Topics, decode_position, run_consumer, source_id,
 };
-use goatview::ingest::log::replay_file;
+use goatview::ingest::log::{Batching, replay_file};
 use goatview::state::tables::dump_state;
 use goatview::store::{DEAD_LETTERS, EVENTS_APPLIED, Store};
 use rdkafka::admin::{AdminClient, AdminOptions, NewPartitions, NewTopic, TopicReplication};
@@ -229,7 +229,7 @@ fn replayed(fx: &Fixture, name: &str, lines: &[String]) -> Arc<Store> {
     }
     drop(f);
     let store = fx.store(&format!("{name}.replay.redb"));
-    replay_file(&store, &path, 1000, now(), |_| {}).expect("replay");
+    replay_file(&store, &path, Batching::of(1000), now(), |_| {}).expect("replay");
     store
 }
 

@@ -8,7 +8,7 @@ use anyhow::Context;
 use crate::cli::DemoArgs;
 use crate::events::Instant;
 use crate::r#gen::{GenConfig, Scale, generate};
-use crate::ingest::log::replay_file;
+use crate::ingest::log::{Batching, replay_file};
 use crate::store::Store;
 
 pub async fn run(args: DemoArgs, now: Option<Instant>) -> anyhow::Result<()> {
@@ -26,7 +26,7 @@ pub async fn run(args: DemoArgs, now: Option<Instant>) -> anyhow::Result<()> {
     let _ = std::fs::remove_file(&db);
     let store = Arc::new(Store::open(&db)?);
     let started = std::time::Instant::now();
-    let s = replay_file(&store, &log, 10_000, clock, |_| {})?;
+    let s = replay_file(&store, &log, Batching::of(10_000), clock, |_| {})?;
     println!(
         "Replayed {} sample events ({} dead letters, on purpose) from {} into {} in {:.1}s.",
         s.events,

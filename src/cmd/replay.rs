@@ -7,10 +7,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cli::ReplayArgs;
 use crate::events::Instant;
-use crate::ingest::log::{FileSummary, replay_file};
+use crate::ingest::log::{Batching, FileSummary, REPLAY_CACHE_MIB, replay_file};
 
 pub fn run(args: ReplayArgs, now: Option<Instant>) -> anyhow::Result<()> {
-    let mut store = args.db.open()?;
+    let mut store = args.db.open_with_default_cache(Some(REPLAY_CACHE_MIB))?;
     let started = WallClock::now();
     let mut total = FileSummary::default();
     for file in &args.files {
@@ -22,20 +22,23 @@ pub fn run(args: ReplayArgs, now: Option<Instant>) -> anyhow::Result<()> {
                 .progress_chars("=> "),
         );
         bar.set_message(file.display().to_string());
-        let s = replay_file(&store, file, args.batch_size as usize, super::now(now), |b| bar.set_position(b))
+        let batching = Batching { batch_size: args.batch_size as usize, window: args.window as usize };
+        let s = replay_file(&store, file, batching, super::now(now), |p| bar.set_position(p.byte))
             .with_context(|| format!("replaying {}", file.display()))?;
         bar.finish_and_clear();
         if s.resumed_from_line > 0 {
             println!("{}: resumed after line {} (already applied)", file.display(), s.resumed_from_line);
         }
         total.events += s.events;
+        total.superseded += s.superseded;
         total.dead_letters += s.dead_letters;
     }
     let secs = started.elapsed().as_secs_f64();
     println!(
-        "replayed {} file(s): {} events applied, {} dead letters, {:.2}s, {:.0} events/s",
+        "replayed {} file(s): {} events applied ({} superseded in their window), {} dead letters, {:.2}s, {:.0} events/s",
         args.files.len(),
         total.events,
+        total.superseded,
         total.dead_letters,
         secs,
         (total.events + total.dead_letters) as f64 / secs.max(1e-9)

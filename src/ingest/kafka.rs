@@ -668,16 +668,17 @@ impl Worker {
     }
 
     /// Publishes DLQ copies, commits the batch to the store, then reports progress.
-    fn commit(&mut self, Gathered { batch, dlq, next }: Gathered) -> Result<(), ConsumerError> {
+    fn commit(&mut self, Gathered { mut batch, dlq, next }: Gathered) -> Result<(), ConsumerError> {
         if !dlq.is_empty() {
             self.publish_dlq(&dlq);
         }
         let started = WallClock::now();
+        super::window::reduce_batch(&mut batch);
         if let Err(e) = self.store.commit(&batch) {
             tracing::error!(error = %e, messages = batch.len(), "Cannot commit a Kafka batch; stopping the consumer.");
             return Err(e.into());
         }
-        let (events, dead) = (batch.events.len() as u64, batch.dead_letters.len() as u64);
+        let (events, dead) = (batch.events.len() as u64 + batch.other_events, batch.dead_letters.len() as u64);
         self.stats.applied.fetch_add(events, Ordering::Relaxed);
         self.stats.dead_letters.fetch_add(dead, Ordering::Relaxed);
         self.stats.batches.fetch_add(1, Ordering::Relaxed);

@@ -3,6 +3,7 @@
 
 pub mod kafka;
 pub mod log;
+pub mod window;
 
 use crate::events::{Instant, decode};
 use crate::store::{Batch, DeadLetter};

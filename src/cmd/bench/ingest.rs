@@ -12,7 +12,7 @@ use super::{
 };
 use crate::events::Instant;
 use crate::r#gen::{GenConfig, GenStats, ProjectStatus, generate_to};
-use crate::ingest::log::replay_file;
+use crate::ingest::log::{Batching, FilePosition, REPLAY_CACHE_MIB, replay_file};
 use crate::state::tables::table_stats;
 use crate::store::Store;
 
@@ -41,15 +41,16 @@ fn ingest_in(args: &IngestArgs, cfg: &GenConfig, tmp: &Path) -> anyhow::Result<(
     let log_bytes = std::fs::metadata(&log).with_context(|| format!("reading {}", log.display()))?.len();
     let peak_reset = reset_peak_rss();
 
-    let mut store = Store::open_with_cache(&db, args.cache_mib).with_context(|| format!("opening {}", db.display()))?;
-    let mut points: Vec<(f64, u64)> = Vec::new();
+    let cache_mib = Some(args.cache_mib.unwrap_or(REPLAY_CACHE_MIB));
+    let mut store = Store::open_with_cache(&db, cache_mib).with_context(|| format!("opening {}", db.display()))?;
+    let mut points: Vec<(f64, FilePosition)> = Vec::new();
     let started = WallClock::now();
     // The generator's instant (`--now` when given) stamps the dead letters.
     let stamp = Instant::from_chrono(cfg.now);
-    let summary = replay_file(&store, &log, args.batch_size as usize, stamp, |b| {
-        points.push((started.elapsed().as_secs_f64(), b))
-    })
-    .with_context(|| format!("replaying {}", log.display()))?;
+    let batching = Batching { batch_size: args.batch_size as usize, window: args.window as usize };
+    let summary =
+        replay_file(&store, &log, batching, stamp, |p| points.push((started.elapsed().as_secs_f64(), p.clone())))
+            .with_context(|| format!("replaying {}", log.display()))?;
     let secs = started.elapsed().as_secs_f64();
     let peak = peak_rss_kib();
     let db_bytes = std::fs::metadata(&db)?.len();
@@ -62,15 +63,18 @@ fn ingest_in(args: &IngestArgs, cfg: &GenConfig, tmp: &Path) -> anyhow::Result<(
 
     let messages = summary.events + summary.dead_letters;
     println!("log:       {} ({:.1} MiB)", log.display(), mib(log_bytes));
-    println!("events:    {} applied, {} dead letters", summary.events, summary.dead_letters);
+    println!(
+        "events:    {} applied ({} of them superseded in their window), {} dead letters",
+        summary.events, summary.superseded, summary.dead_letters
+    );
     println!("time:      {secs:.2}s");
     println!(
         "rate:      {:.0} events/s (applied + dead letters, as `replay` counts)",
         messages as f64 / secs.max(1e-9)
     );
-    match steady_rate(&points, log_bytes, messages, args.batch_size) {
-        Some(rate) => println!("steady:    {rate:.0} events/s over the last half of the log"),
-        None => println!("steady:    n/a (too few batches)"),
+    match steady_rate(&points, log_bytes) {
+        Some(rate) => println!("steady:    {rate:.0} lines/s over the last half of the log"),
+        None => println!("steady:    n/a (too few windows)"),
     }
     print_peak_rss(peak, peak_reset, "replay only", "including generation");
     println!(
@@ -117,15 +121,13 @@ pub(super) fn generate_log(cfg: &GenConfig, log: &Path) -> anyhow::Result<GenSta
     Ok(stats)
 }
 
-/// Events/s over the last half of the log, from the `(seconds, bytes)` after each batch.
-/// Every batch but the last holds exactly `batch_size` non-blank lines, so the events after
-/// a point are `messages` minus the full batches before it.
-pub fn steady_rate(points: &[(f64, u64)], log_bytes: u64, messages: u64, batch_size: u64) -> Option<f64> {
-    let mid = points.iter().position(|&(_, b)| b >= log_bytes / 2)?;
-    let (t_mid, _) = points[mid];
-    let &(t_end, _) = points.last()?;
-    let after = messages.checked_sub((mid as u64 + 1) * batch_size)?;
-    (mid + 1 < points.len() && after > 0 && t_end > t_mid).then(|| after as f64 / (t_end - t_mid))
+/// Lines/s over the last half of the log, from the `(seconds, position)` after each window.
+pub fn steady_rate(points: &[(f64, FilePosition)], log_bytes: u64) -> Option<f64> {
+    let mid = points.iter().position(|(_, p)| p.byte >= log_bytes / 2)?;
+    let (t_mid, p_mid) = &points[mid];
+    let (t_end, p_end) = points.last()?;
+    let after = p_end.line - p_mid.line;
+    (after > 0 && t_end > t_mid).then(|| after as f64 / (t_end - t_mid))
 }
 
 /// The key of the org owning the visible project with the most videos, and that project.
@@ -144,9 +146,10 @@ mod tests {
 
     #[test]
     fn steady_rate_counts_the_last_half() {
-        // 4 full batches of 10 and a last one of 5; half the bytes after the 2nd batch.
-        let points = [(1.0, 100), (2.0, 200), (3.0, 300), (4.0, 400), (4.5, 450)];
-        assert_eq!(steady_rate(&points, 450, 45, 10), Some(25.0 / 2.5));
-        assert_eq!(steady_rate(&points[..1], 100, 5, 10), None);
+        // Windows of 10 lines of 10 bytes, and a last one of 5; half the bytes after the 2nd.
+        let at = |line: u64| FilePosition { line, byte: line * 10, prefix_sha256: [0; 32] };
+        let points = [(1.0, at(10)), (2.0, at(20)), (3.0, at(30)), (4.0, at(40)), (4.5, at(45))];
+        assert_eq!(steady_rate(&points, 450), Some(25.0 / 2.5));
+        assert_eq!(steady_rate(&points[..1], 100), None);
     }
 }

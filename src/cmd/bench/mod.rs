@@ -160,11 +160,17 @@ pub struct IngestArgs {
     #[arg(long, env = "GOATVIEW_BENCH_DB")]
     pub db: Option<PathBuf>,
 
-    /// Lines per write transaction.
+    /// Events applied per write transaction, at most.
     #[arg(long, env = "GOATVIEW_BENCH_BATCH_SIZE", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub batch_size: u64,
 
-    /// Size of redb's page cache in MiB (redb's default, 1024, when unset).
+    /// Events read before they are applied: in a window, a video's scrapes that a later
+    /// one supersedes are dropped unapplied. A larger window drops more and holds more
+    /// memory. At least the batch size.
+    #[arg(long, env = "GOATVIEW_BENCH_WINDOW", default_value_t = 2_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub window: u64,
+
+    /// Size of redb's page cache in MiB (512 when unset, as `replay` uses).
     #[arg(long, env = "GOATVIEW_BENCH_CACHE_MIB", value_parser = clap::value_parser!(u64).range(16..))]
     pub cache_mib: Option<u64>,
 

@@ -483,7 +483,7 @@ mod tests {
     use crate::api::{AppState, Clock};
     use crate::cmd::bench::ingest::largest_project_key;
     use crate::r#gen::{GenConfig, Scale, generate};
-    use crate::ingest::log::replay_file;
+    use crate::ingest::log::{Batching, replay_file};
     use crate::store::Store;
 
     fn today() -> NaiveDate {
@@ -590,7 +590,7 @@ mod tests {
         std::fs::write(&log, sample.lines.iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();
         let store = Arc::new(Store::open(&dir.path().join("db.redb")).unwrap());
         let now = Instant::from_chrono(cfg.now);
-        replay_file(&store, &log, 1000, now, |_| {}).unwrap();
+        replay_file(&store, &log, Batching::of(1000), now, |_| {}).unwrap();
         let (key, project) = largest_project_key(&sample.stats).unwrap();
 
         let state = AppState { store, clock: Clock::Fixed(now), session_secret: None, kafka: None };
