@@ -5,16 +5,21 @@
 //! file still starts with those bytes; a different file at the same path is replayed from
 //! the top, which is harmless because applying events again changes nothing.
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Seek};
+use std::ops::Range;
 use std::path::Path;
+use std::sync::Mutex;
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::time::Instant as WallClock;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::push_dead_letter;
 use super::window::Window;
-use crate::events::{Instant, decode};
+use crate::events::{Event, Instant, decode};
 use crate::store::{Batch, Store, StoreError};
 
 /// Errors of a replay.
@@ -80,7 +85,16 @@ impl Batching {
     }
 }
 
+/// Lines per unit of decoding work (fewer when the window is smaller).
+const CHUNK_LINES: usize = 4096;
+/// Chunks read ahead of the one being added to the window: enough to keep the decoding
+/// threads busy, few enough to bound what they hold.
+const CHUNKS_AHEAD: usize = 8;
+
 /// Replays one file, calling `progress` with the position after each window.
+///
+/// This thread reads and hashes the lines in chunks; the machine's cores decode them; this
+/// thread takes the decoded chunks in order into the window and applies it when full.
 pub fn replay_file(
     store: &Store,
     path: &Path,
@@ -92,94 +106,203 @@ pub fn replay_file(
     let source = source_id(path);
     let stored: Option<FilePosition> = store.position(&source)?.and_then(|b| bincode::deserialize(&b).ok());
     let mut reader = BufReader::with_capacity(1 << 20, File::open(path).map_err(io)?);
-    let mut hasher = Sha256::new();
-    let mut pos = FilePosition { line: 0, byte: 0, prefix_sha256: [0; 32] };
+    let mut cur = Cursor {
+        source,
+        pos: FilePosition { line: 0, byte: 0, prefix_sha256: [0; 32] },
+        hasher: Sha256::new(),
+        window: Window::default(),
+        dead: Batch::default(),
+        since: WallClock::now(),
+    };
     let mut summary = FileSummary::default();
 
     if let Some(s) = stored {
         // Hash the stored prefix once: on a match the hasher goes on from its end.
-        if hash_prefix(&mut reader, &mut hasher, s.byte).map_err(io)? == Some(s.prefix_sha256) {
+        if hash_prefix(&mut reader, &mut cur.hasher, s.byte).map_err(io)? == Some(s.prefix_sha256) {
             summary.resumed_from_line = s.line;
-            pos = s;
-            progress(&pos);
+            cur.pos = s;
+            progress(&cur.pos);
         } else {
             tracing::warn!(file = %path.display(), "File differs from the one replayed before; replaying it from the top.");
             reader.rewind().map_err(io)?;
-            hasher = Sha256::new();
+            cur.hasher = Sha256::new();
         }
     }
 
     let batch_size = batching.batch_size.max(1);
     let window_size = batching.window.max(batch_size);
-    let mut window = Window::default();
-    let mut dead = Batch::default();
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        let n = reader.read_until(b'\n', &mut line).map_err(io)?;
-        if n == 0 {
-            break;
+    let chunk_lines = CHUNK_LINES.min(window_size);
+    let decoders = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (work_tx, work_rx) = mpsc::sync_channel::<(Chunk, SyncSender<Decoded>)>(CHUNKS_AHEAD);
+    let work_rx = Mutex::new(work_rx);
+    std::thread::scope(|scope| {
+        for _ in 0..decoders {
+            scope.spawn(|| {
+                loop {
+                    // The lock is released before decoding (not held through a `while let`).
+                    let job = work_rx.lock().expect("decoder lock").recv();
+                    // Ends when the sender is dropped: at the end of the file, or on an error.
+                    let Ok((chunk, done)) = job else { break };
+                    let _ = done.send(chunk.decode());
+                }
+            });
         }
-        hasher.update(&line);
-        pos.line += 1;
-        pos.byte += n as u64;
-        let body = trim_line_end(&line);
-        if !is_blank(body) {
-            match decode(body) {
-                Ok(ev) => window.push(ev),
-                Err(e) => push_dead_letter(&mut dead, &source, pos.line, body, e.to_string(), now),
+        let work_tx = work_tx; // dropped when this closure returns, however it returns
+        // Read position and hasher run ahead of `cur`, which moves chunk by chunk.
+        let (mut pos, mut hasher) = (cur.pos.clone(), cur.hasher.clone());
+        let mut ahead: VecDeque<(Receiver<Decoded>, FilePosition, Sha256)> = VecDeque::new();
+        loop {
+            let chunk = Chunk::read(&mut reader, &mut pos, &mut hasher, chunk_lines).map_err(io)?;
+            let Some(chunk) = chunk else { break };
+            let (done, decoded) = mpsc::sync_channel(1);
+            work_tx.send((chunk, done)).expect("decoders run until the sender is dropped");
+            ahead.push_back((decoded, pos.clone(), hasher.clone()));
+            if ahead.len() > CHUNKS_AHEAD {
+                let next = ahead.pop_front().expect("not empty");
+                take_chunk(store, &mut cur, next, now, batch_size, window_size, &mut summary, &mut progress)?;
             }
         }
-        if window.held() + dead.dead_letters.len() >= window_size {
-            apply_window(
-                store,
-                &mut window,
-                &mut dead,
-                batch_size,
-                &source,
-                &mut pos,
-                &hasher,
-                &mut summary,
-                &mut progress,
-            )?;
+        drop(work_tx);
+        while let Some(next) = ahead.pop_front() {
+            take_chunk(store, &mut cur, next, now, batch_size, window_size, &mut summary, &mut progress)?;
         }
-    }
-    apply_window(store, &mut window, &mut dead, batch_size, &source, &mut pos, &hasher, &mut summary, &mut progress)?;
-    Ok(summary)
+        apply_window(store, &mut cur, batch_size, &mut summary, &mut progress)?;
+        Ok(summary)
+    })
 }
 
-/// Applies a window in transactions of at most `batch_size` events. The last one carries
-/// the dead letters, the counts and the position just past the window.
+/// Lines read from the file, to be decoded on another thread.
+struct Chunk {
+    bytes: Vec<u8>,
+    /// (line number, range of `bytes`) of each line, without its line end.
+    lines: Vec<(u64, Range<usize>)>,
+}
+
+/// A chunk and what each of its lines decoded to (`None`: a blank line).
+struct Decoded {
+    chunk: Chunk,
+    events: Vec<Option<Result<Event, String>>>,
+}
+
+impl Chunk {
+    /// Reads up to `max_lines` lines, moving `pos` past them and feeding them to `hasher`.
+    fn read(
+        reader: &mut impl BufRead,
+        pos: &mut FilePosition,
+        hasher: &mut Sha256,
+        max_lines: usize,
+    ) -> std::io::Result<Option<Chunk>> {
+        let mut chunk = Chunk { bytes: Vec::new(), lines: Vec::with_capacity(max_lines) };
+        while chunk.lines.len() < max_lines {
+            let start = chunk.bytes.len();
+            let n = reader.read_until(b'\n', &mut chunk.bytes)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&chunk.bytes[start..]);
+            pos.line += 1;
+            pos.byte += n as u64;
+            let len = trim_line_end(&chunk.bytes[start..]).len();
+            chunk.lines.push((pos.line, start..start + len));
+        }
+        Ok((!chunk.lines.is_empty()).then_some(chunk))
+    }
+
+    fn decode(self) -> Decoded {
+        let events = self
+            .lines
+            .iter()
+            .map(|(_, r)| {
+                let body = &self.bytes[r.clone()];
+                (!is_blank(body)).then(|| decode(body).map_err(|e| e.to_string()))
+            })
+            .collect();
+        Decoded { chunk: self, events }
+    }
+}
+
+/// Takes the next decoded chunk into the window, then applies the window if it is full.
 #[allow(clippy::too_many_arguments)]
-fn apply_window(
+fn take_chunk(
     store: &Store,
-    window: &mut Window,
-    dead: &mut Batch,
+    cur: &mut Cursor,
+    (decoded, pos, hasher): (Receiver<Decoded>, FilePosition, Sha256),
+    now: Instant,
     batch_size: usize,
-    source: &str,
-    pos: &mut FilePosition,
-    hasher: &Sha256,
+    window_size: usize,
     summary: &mut FileSummary,
     progress: &mut impl FnMut(&FilePosition),
 ) -> Result<(), StoreError> {
-    let read = window.read();
-    let mut events = window.take();
-    summary.superseded += read - events.len() as u64;
+    let Decoded { chunk, events } = decoded.recv().expect("a decoder answers every chunk it takes");
+    for ((line, range), event) in chunk.lines.into_iter().zip(events) {
+        match event {
+            Some(Ok(ev)) => cur.window.push(ev),
+            Some(Err(reason)) => push_dead_letter(&mut cur.dead, &cur.source, line, &chunk.bytes[range], reason, now),
+            None => {}
+        }
+    }
+    (cur.pos, cur.hasher) = (pos, hasher);
+    if cur.window.held() + cur.dead.dead_letters.len() >= window_size {
+        apply_window(store, cur, batch_size, summary, progress)?;
+    }
+    Ok(())
+}
+
+/// What a replay has read and not yet applied, and where it stands in the file.
+struct Cursor {
+    source: String,
+    /// Just past the last line taken into the window; `prefix_sha256` is brought up to
+    /// date on commit.
+    pos: FilePosition,
+    /// SHA-256 of every byte up to `pos`.
+    hasher: Sha256,
+    window: Window,
+    /// The window's dead letters.
+    dead: Batch,
+    /// When the window's first line was read.
+    since: WallClock,
+}
+
+/// Applies the window in transactions of at most `batch_size` events. The last one carries
+/// the dead letters, the counts and the position just past the window.
+fn apply_window(
+    store: &Store,
+    cur: &mut Cursor,
+    batch_size: usize,
+    summary: &mut FileSummary,
+    progress: &mut impl FnMut(&FilePosition),
+) -> Result<(), StoreError> {
+    let applying = WallClock::now();
+    let read = cur.window.read();
+    let mut events = cur.window.take();
+    let (applied, superseded) = (events.len() as u64, read - events.len() as u64);
     let last = events.split_off(events.len().saturating_sub(batch_size));
     for part in events.chunks(batch_size) {
         store.apply_part(part)?;
     }
+    let dead_letters = std::mem::take(&mut cur.dead.dead_letters);
     summary.events += read;
-    summary.dead_letters += dead.dead_letters.len() as u64;
-    pos.prefix_sha256 = hasher.clone().finalize().into();
+    summary.superseded += superseded;
+    summary.dead_letters += dead_letters.len() as u64;
+    cur.pos.prefix_sha256 = cur.hasher.clone().finalize().into();
     let batch = Batch {
         other_events: read - last.len() as u64,
         events: last,
-        dead_letters: std::mem::take(&mut dead.dead_letters),
-        positions: vec![(source.to_owned(), bincode::serialize(&*pos).expect("serializable"))],
+        dead_letters,
+        positions: vec![(cur.source.clone(), bincode::serialize(&cur.pos).expect("serializable"))],
     };
     store.commit(&batch)?;
-    progress(pos);
+    tracing::debug!(
+        line = cur.pos.line,
+        events = read,
+        superseded,
+        applied,
+        read_secs = (applying - cur.since).as_secs_f64(),
+        apply_secs = applying.elapsed().as_secs_f64(),
+        "Replay window committed."
+    );
+    cur.since = WallClock::now();
+    progress(&cur.pos);
     Ok(())
 }
 
