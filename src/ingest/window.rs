@@ -1,5 +1,5 @@
-//! A window of a replay: events read but not yet applied, without the video events that a
-//! later one of the same video in the window supersedes.
+//! A window: events read but not yet applied (a stretch of a replayed log, or one Kafka
+//! batch), without the video events that a later one of the same video in it supersedes.
 //!
 //! A video register keeps only its greatest stamp, and every aggregate is a function of
 //! the registers (see `state`), so applying only the winner of each video among a
@@ -22,7 +22,7 @@ pub struct Window {
     /// the event it supersedes.
     events: Vec<Event>,
     /// (project, video) → where that video's winner so far is in `events`.
-    videos: FxHashMap<(Id, Id), u32>,
+    videos: FxHashMap<(Id, Id), usize>,
     /// Valid events read into the window, superseded ones included.
     read: u64,
 }
@@ -33,13 +33,13 @@ impl Window {
         let Some(key) = video_key(&ev) else { return self.events.push(ev) };
         match self.videos.entry(key) {
             Entry::Occupied(e) => {
-                let held = &mut self.events[*e.get() as usize];
+                let held = &mut self.events[*e.get()];
                 if ev.stamp > held.stamp {
                     *held = ev;
                 }
             }
             Entry::Vacant(e) => {
-                e.insert(self.events.len() as u32);
+                e.insert(self.events.len());
                 self.events.push(ev);
             }
         }
