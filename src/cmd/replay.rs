@@ -7,7 +7,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cli::ReplayArgs;
 use crate::events::Instant;
-use crate::ingest::log::{Batching, FileSummary, REPLAY_CACHE_MIB, replay_file};
+use crate::ingest::log::{Batching, FileSummary, Progress, REPLAY_CACHE_MIB, replay_file};
 
 pub fn run(args: ReplayArgs, now: Option<Instant>) -> anyhow::Result<()> {
     let mut store = args.db.open_with_default_cache(Some(REPLAY_CACHE_MIB))?;
@@ -22,9 +22,16 @@ pub fn run(args: ReplayArgs, now: Option<Instant>) -> anyhow::Result<()> {
                 .progress_chars("=> "),
         );
         bar.set_message(file.display().to_string());
+        // Redraws while a window is applied, when no bytes are read for a while.
+        bar.enable_steady_tick(std::time::Duration::from_millis(250));
         let batching = Batching { batch_size: args.batch_size as usize, window: args.window as usize };
-        let s = replay_file(&store, file, batching, super::now(now), |p| bar.set_position(p.byte))
-            .with_context(|| format!("replaying {}", file.display()))?;
+        // The bar follows reading; applying a window comes after its last line is read.
+        let s = replay_file(&store, file, batching, super::now(now), |p| match p {
+            Progress::Read(p) => bar.set_position(p.byte),
+            Progress::Applying(p) => bar.set_message(format!("{}: applying to line {}", file.display(), p.line)),
+            Progress::Committed(p) => bar.set_message(format!("{}: applied to line {}", file.display(), p.line)),
+        })
+        .with_context(|| format!("replaying {}", file.display()))?;
         bar.finish_and_clear();
         if s.resumed_from_line > 0 {
             println!("{}: resumed after line {} (already applied)", file.display(), s.resumed_from_line);

@@ -91,7 +91,18 @@ const CHUNK_LINES: usize = 4096;
 /// threads busy, few enough to bound what they hold.
 const CHUNKS_AHEAD: usize = 8;
 
-/// Replays one file, calling `progress` with the position after each window.
+/// Where a replay has got to, for a progress display.
+#[derive(Clone, Copy, Debug)]
+pub enum Progress<'a> {
+    /// Lines up to here are read into the window, not yet applied.
+    Read(&'a FilePosition),
+    /// The window, up to here, is being applied.
+    Applying(&'a FilePosition),
+    /// Lines up to here are applied and committed (also where a replay resumes).
+    Committed(&'a FilePosition),
+}
+
+/// Replays one file, calling `progress` as it reads and after each window commits.
 ///
 /// This thread reads and hashes the lines in chunks; the machine's cores decode them; this
 /// thread takes the decoded chunks in order into the window and applies it when full.
@@ -100,7 +111,7 @@ pub fn replay_file(
     path: &Path,
     batching: Batching,
     now: Instant,
-    mut progress: impl FnMut(&FilePosition),
+    mut progress: impl FnMut(Progress),
 ) -> Result<FileSummary, ReplayError> {
     let io = |source| ReplayError::Io { path: path.display().to_string(), source };
     let source = source_id(path);
@@ -121,7 +132,7 @@ pub fn replay_file(
         if hash_prefix(&mut reader, &mut cur.hasher, s.byte).map_err(io)? == Some(s.prefix_sha256) {
             summary.resumed_from_line = s.line;
             cur.pos = s;
-            progress(&cur.pos);
+            progress(Progress::Committed(&cur.pos));
         } else {
             tracing::warn!(file = %path.display(), "File differs from the one replayed before; replaying it from the top.");
             reader.rewind().map_err(io)?;
@@ -231,7 +242,7 @@ fn take_chunk(
     batch_size: usize,
     window_size: usize,
     summary: &mut FileSummary,
-    progress: &mut impl FnMut(&FilePosition),
+    progress: &mut impl FnMut(Progress),
 ) -> Result<(), StoreError> {
     let Decoded { chunk, events } = decoded.recv().expect("a decoder answers every chunk it takes");
     for ((line, range), event) in chunk.lines.into_iter().zip(events) {
@@ -242,6 +253,7 @@ fn take_chunk(
         }
     }
     (cur.pos, cur.hasher) = (pos, hasher);
+    progress(Progress::Read(&cur.pos));
     if cur.window.held() + cur.dead.dead_letters.len() >= window_size {
         apply_window(store, cur, batch_size, summary, progress)?;
     }
@@ -270,9 +282,10 @@ fn apply_window(
     cur: &mut Cursor,
     batch_size: usize,
     summary: &mut FileSummary,
-    progress: &mut impl FnMut(&FilePosition),
+    progress: &mut impl FnMut(Progress),
 ) -> Result<(), StoreError> {
     let applying = WallClock::now();
+    progress(Progress::Applying(&cur.pos));
     let read = cur.window.read();
     let mut events = cur.window.take();
     let (applied, superseded) = (events.len() as u64, read - events.len() as u64);
@@ -302,7 +315,7 @@ fn apply_window(
         "Replay window committed."
     );
     cur.since = WallClock::now();
-    progress(&cur.pos);
+    progress(Progress::Committed(&cur.pos));
     Ok(())
 }
 

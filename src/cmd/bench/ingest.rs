@@ -12,7 +12,7 @@ use super::{
 };
 use crate::events::Instant;
 use crate::r#gen::{GenConfig, GenStats, ProjectStatus, generate_to};
-use crate::ingest::log::{Batching, FilePosition, REPLAY_CACHE_MIB, replay_file};
+use crate::ingest::log::{Batching, FilePosition, Progress, REPLAY_CACHE_MIB, replay_file};
 use crate::state::tables::table_stats;
 use crate::store::Store;
 
@@ -48,9 +48,12 @@ fn ingest_in(args: &IngestArgs, cfg: &GenConfig, tmp: &Path) -> anyhow::Result<(
     // The generator's instant (`--now` when given) stamps the dead letters.
     let stamp = Instant::from_chrono(cfg.now);
     let batching = Batching { batch_size: args.batch_size as usize, window: args.window as usize };
-    let summary =
-        replay_file(&store, &log, batching, stamp, |p| points.push((started.elapsed().as_secs_f64(), p.clone())))
-            .with_context(|| format!("replaying {}", log.display()))?;
+    let summary = replay_file(&store, &log, batching, stamp, |p| {
+        if let Progress::Committed(p) = p {
+            points.push((started.elapsed().as_secs_f64(), p.clone()))
+        }
+    })
+    .with_context(|| format!("replaying {}", log.display()))?;
     let secs = started.elapsed().as_secs_f64();
     let peak = peak_rss_kib();
     let db_bytes = std::fs::metadata(&db)?.len();
