@@ -139,24 +139,17 @@ impl Store {
 
     /// Applies a batch atomically with its positions; returns nothing until durable.
     pub fn commit(&self, batch: &Batch) -> Result<(), StoreError> {
-        let txn = self.db.begin_write()?;
-        {
-            let mut t = Tables::open(&txn)?;
-            for ev in &batch.events {
-                state::apply(&mut t, ev)?;
-            }
-            t.flush()?;
+        self.write(&batch.events, |t| {
             for dl in &batch.dead_letters {
                 t.dead_letters.insert((dl.source.as_str(), dl.position), state::encode(dl).as_slice())?;
             }
-            bump(&mut t, EVENTS_APPLIED, batch.events.len() as u64 + batch.other_events)?;
-            bump(&mut t, DEAD_LETTERS, batch.dead_letters.len() as u64)?;
+            bump(t, EVENTS_APPLIED, batch.events.len() as u64 + batch.other_events)?;
+            bump(t, DEAD_LETTERS, batch.dead_letters.len() as u64)?;
             for (source, pos) in &batch.positions {
                 t.positions.insert(source.as_str(), pos.as_slice())?;
             }
-        }
-        txn.commit()?;
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Applies events in a transaction of their own, without positions or counters: the
@@ -164,6 +157,16 @@ impl Store {
     /// that batch commits, the window is read again, and applying its events a second
     /// time changes nothing.
     pub fn apply_part(&self, events: &[Event]) -> Result<(), StoreError> {
+        self.write(events, |_| Ok(()))
+    }
+
+    /// One write transaction: applies `events`, writes their pending rows, then lets
+    /// `bookkeeping` add what goes with them, and commits.
+    fn write(
+        &self,
+        events: &[Event],
+        bookkeeping: impl FnOnce(&mut Tables) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
         let txn = self.db.begin_write()?;
         {
             let mut t = Tables::open(&txn)?;
@@ -171,6 +174,7 @@ impl Store {
                 state::apply(&mut t, ev)?;
             }
             t.flush()?;
+            bookkeeping(&mut t)?;
         }
         txn.commit()?;
         Ok(())
