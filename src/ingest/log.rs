@@ -117,8 +117,12 @@ pub fn replay_file(
     let source = source_id(path);
     let stored: Option<FilePosition> = store.position(&source)?.and_then(|b| bincode::deserialize(&b).ok());
     let mut reader = BufReader::with_capacity(1 << 20, File::open(path).map_err(io)?);
+    let batch_size = batching.batch_size.max(1);
     let mut cur = Cursor {
         source,
+        now,
+        batch_size,
+        window_size: batching.window.max(batch_size),
         pos: FilePosition { line: 0, byte: 0, prefix_sha256: [0; 32] },
         hasher: Sha256::new(),
         window: Window::default(),
@@ -140,9 +144,7 @@ pub fn replay_file(
         }
     }
 
-    let batch_size = batching.batch_size.max(1);
-    let window_size = batching.window.max(batch_size);
-    let chunk_lines = CHUNK_LINES.min(window_size);
+    let chunk_lines = CHUNK_LINES.min(cur.window_size);
     let decoders = std::thread::available_parallelism().map_or(1, |n| n.get());
     let (work_tx, work_rx) = mpsc::sync_channel::<(Chunk, SyncSender<Decoded>)>(CHUNKS_AHEAD);
     let work_rx = Mutex::new(work_rx);
@@ -170,14 +172,14 @@ pub fn replay_file(
             ahead.push_back((decoded, pos.clone(), hasher.clone()));
             if ahead.len() > CHUNKS_AHEAD {
                 let next = ahead.pop_front().expect("not empty");
-                take_chunk(store, &mut cur, next, now, batch_size, window_size, &mut summary, &mut progress)?;
+                take_chunk(store, &mut cur, next, &mut summary, &mut progress)?;
             }
         }
         drop(work_tx);
         while let Some(next) = ahead.pop_front() {
-            take_chunk(store, &mut cur, next, now, batch_size, window_size, &mut summary, &mut progress)?;
+            take_chunk(store, &mut cur, next, &mut summary, &mut progress)?;
         }
-        apply_window(store, &mut cur, batch_size, &mut summary, &mut progress)?;
+        apply_window(store, &mut cur, &mut summary, &mut progress)?;
         Ok(summary)
     })
 }
@@ -233,14 +235,10 @@ impl Chunk {
 }
 
 /// Takes the next decoded chunk into the window, then applies the window if it is full.
-#[allow(clippy::too_many_arguments)]
 fn take_chunk(
     store: &Store,
     cur: &mut Cursor,
     (decoded, pos, hasher): (Receiver<Decoded>, FilePosition, Sha256),
-    now: Instant,
-    batch_size: usize,
-    window_size: usize,
     summary: &mut FileSummary,
     progress: &mut impl FnMut(Progress),
 ) -> Result<(), StoreError> {
@@ -248,21 +246,29 @@ fn take_chunk(
     for ((line, range), event) in chunk.lines.into_iter().zip(events) {
         match event {
             Some(Ok(ev)) => cur.window.push(ev),
-            Some(Err(reason)) => push_dead_letter(&mut cur.dead, &cur.source, line, &chunk.bytes[range], reason, now),
+            Some(Err(reason)) => {
+                push_dead_letter(&mut cur.dead, &cur.source, line, &chunk.bytes[range], reason, cur.now)
+            }
             None => {}
         }
     }
     (cur.pos, cur.hasher) = (pos, hasher);
     progress(Progress::Read(&cur.pos));
-    if cur.window.held() + cur.dead.dead_letters.len() >= window_size {
-        apply_window(store, cur, batch_size, summary, progress)?;
+    if cur.window.held() + cur.dead.dead_letters.len() >= cur.window_size {
+        apply_window(store, cur, summary, progress)?;
     }
     Ok(())
 }
 
-/// What a replay has read and not yet applied, and where it stands in the file.
+/// A replay's settings, what it has read and not yet applied, and where it stands in the file.
 struct Cursor {
     source: String,
+    /// When dead letters are recorded.
+    now: Instant,
+    /// Events per transaction, at most.
+    batch_size: usize,
+    /// Events and dead letters held before the window is applied.
+    window_size: usize,
     /// Just past the last line taken into the window; `prefix_sha256` is brought up to
     /// date on commit.
     pos: FilePosition,
@@ -280,7 +286,6 @@ struct Cursor {
 fn apply_window(
     store: &Store,
     cur: &mut Cursor,
-    batch_size: usize,
     summary: &mut FileSummary,
     progress: &mut impl FnMut(Progress),
 ) -> Result<(), StoreError> {
@@ -289,8 +294,8 @@ fn apply_window(
     let read = cur.window.read();
     let mut events = cur.window.take();
     let (applied, superseded) = (events.len() as u64, read - events.len() as u64);
-    let last = events.split_off(events.len().saturating_sub(batch_size));
-    for part in events.chunks(batch_size) {
+    let last = events.split_off(events.len().saturating_sub(cur.batch_size));
+    for part in events.chunks(cur.batch_size) {
         store.apply_part(part)?;
     }
     let dead_letters = std::mem::take(&mut cur.dead.dead_letters);
