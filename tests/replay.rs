@@ -31,6 +31,13 @@ fn valid_count(lines: &[String]) -> u64 {
     lines.iter().filter(|l| !l.trim().is_empty() && goatview::events::decode(l.as_bytes()).is_ok()).count() as u64
 }
 
+/// The golden fixture replayed into a new store.
+fn golden_replayed(batching: Batching) -> TestStore {
+    let ts = TestStore::new();
+    replay_file(&ts.store, std::path::Path::new(GOLDEN), batching, at0(), |_| {}).unwrap();
+    ts
+}
+
 #[test]
 fn replaying_twice_changes_nothing_and_counts_dead_letters() {
     let ts = TestStore::new();
@@ -58,8 +65,7 @@ fn replaying_twice_changes_nothing_and_counts_dead_letters() {
 #[test]
 fn an_interrupted_replay_resumes_without_loss_or_double_counting() {
     let all = lines(GOLDEN);
-    let clean = TestStore::new();
-    replay_file(&clean.store, std::path::Path::new(GOLDEN), Batching::of(1000), at0(), |_| {}).unwrap();
+    let clean = golden_replayed(Batching::of(1000));
 
     // The first 40 lines land (as if the process died right after that commit)...
     let ts = TestStore::new();
@@ -93,8 +99,7 @@ fn an_interrupted_replay_resumes_without_loss_or_double_counting() {
 #[test]
 fn a_window_cut_short_is_read_again_without_double_counting() {
     let all = lines(GOLDEN);
-    let clean = TestStore::new();
-    replay_file(&clean.store, std::path::Path::new(GOLDEN), Batching::of(1), at0(), |_| {}).unwrap();
+    let clean = golden_replayed(Batching::of(1));
 
     let ts = TestStore::new();
     let log = ts.dir.path().join("log.ndjson");
@@ -123,8 +128,7 @@ fn a_window_cut_short_is_read_again_without_double_counting() {
 async fn golden_log_answers_match_the_reference_over_http() {
     let all = lines(GOLDEN);
     let reference = Reference::from_lines(&all);
-    let ts = TestStore::new();
-    replay_file(&ts.store, std::path::Path::new(GOLDEN), Batching::of(5), at0(), |_| {}).unwrap();
+    let ts = golden_replayed(Batching::of(5));
     let key = golden_key(&ts);
     let app = ts.app(now());
     let p = ("project_id", PROJECT);
