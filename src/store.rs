@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable};
+use redb::{Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
 
 use crate::events::{Event, Instant};
@@ -29,6 +29,9 @@ pub enum StoreError {
         "the state file was written by an incompatible goatview (state format {found}, this build reads {STATE_FORMAT}); replay the logs into a new file"
     )]
     Format { found: String },
+    /// A transaction's durability could not be set.
+    #[error("cannot set durability: {0}")]
+    Durability(String),
     /// The file could not be compacted.
     #[error(transparent)]
     Compact(#[from] redb::CompactionError),
@@ -139,7 +142,19 @@ impl Store {
 
     /// Applies a batch atomically with its positions; returns nothing until durable.
     pub fn commit(&self, batch: &Batch) -> Result<(), StoreError> {
-        self.write(&batch.events, |t| {
+        self.commit_as(batch, Durability::Immediate)
+    }
+
+    /// [`Store::commit`] without waiting for the disk: readers see the batch at once, and
+    /// the next durable commit (or [`Store::sync`]) makes it survive a crash. A crash
+    /// before that loses the batch together with its positions, so its source is read
+    /// again from where the last durable commit left it: nothing is lost or counted twice.
+    pub fn commit_visible(&self, batch: &Batch) -> Result<(), StoreError> {
+        self.commit_as(batch, Durability::None)
+    }
+
+    fn commit_as(&self, batch: &Batch, durability: Durability) -> Result<(), StoreError> {
+        self.write(&batch.events, durability, |t| {
             for dl in &batch.dead_letters {
                 t.dead_letters.insert((dl.source.as_str(), dl.position), state::encode(dl).as_slice())?;
             }
@@ -152,12 +167,19 @@ impl Store {
         })
     }
 
+    /// Makes every earlier [`Store::commit_visible`] durable.
+    pub fn sync(&self) -> Result<(), StoreError> {
+        self.db.begin_write()?.commit()?;
+        Ok(())
+    }
+
     /// Applies events in a transaction of their own, without positions or counters: the
     /// start of a window whose last [`Batch`] carries them. If the process dies before
     /// that batch commits, the window is read again, and applying its events a second
-    /// time changes nothing.
+    /// time changes nothing. So the transaction need not reach the disk by itself: the
+    /// window's last, durable commit takes it there.
     pub fn apply_part(&self, events: &[Event]) -> Result<(), StoreError> {
-        self.write(events, |_| Ok(()))
+        self.write(events, Durability::None, |_| Ok(()))
     }
 
     /// One write transaction: applies `events`, writes their pending rows, then lets
@@ -165,9 +187,12 @@ impl Store {
     fn write(
         &self,
         events: &[Event],
+        durability: Durability,
         bookkeeping: impl FnOnce(&mut Tables) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        let txn = self.db.begin_write()?;
+        let mut txn = self.db.begin_write()?;
+        // Refused only for databases shared between processes, which this one is not.
+        txn.set_durability(durability).map_err(|e| StoreError::Durability(e.to_string()))?;
         {
             let mut t = Tables::open(&txn)?;
             for ev in events {
@@ -262,5 +287,57 @@ mod tests {
         let store = Store::open(&dir.path().join("fresh.redb")).unwrap();
         drop(store);
         assert!(Store::open(&dir.path().join("fresh.redb")).is_ok(), "a fresh file reopens");
+    }
+
+    fn campaign(n: u32) -> Event {
+        let line = format!(
+            r#"{{"type":"campaign.upserted","event_id":"e0000000-0000-4000-8000-{n:012}","occurred_at":"2026-04-02T08:00:00Z","project_id":"0b7e6f1a-3c2d-4e5f-8a9b-1c2d3e4f5a6b","campaign_id":"ca0f1e2d-3c4b-4a59-8687-{n:012}","name":"c{n}"}}"#
+        );
+        crate::events::decode(line.as_bytes()).unwrap()
+    }
+
+    /// What a reopened copy of the file holds: the file as a crash at this instant leaves
+    /// it, since the store that wrote it stays open and never closes cleanly.
+    fn after_crash(store: &Store, dir: &Path, name: &str) -> (u64, Option<Vec<u8>>, usize) {
+        let _ = store;
+        let copy = dir.join(name);
+        std::fs::copy(dir.join("state.redb"), &copy).unwrap();
+        let s = Store::open(&copy).unwrap();
+        let campaigns =
+            redb::ReadableTableMetadata::len(&s.read().unwrap().open_table(defs::campaigns).unwrap()).unwrap() as usize;
+        (s.counter(EVENTS_APPLIED).unwrap(), s.position("src").unwrap(), campaigns)
+    }
+
+    /// A visible commit is read at once; a crash before the next durable commit or sync
+    /// loses it whole, its position included, and a sync makes it survive.
+    #[test]
+    fn a_visible_commit_is_durable_only_once_synced() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("state.redb")).unwrap();
+        let batch = |events: Vec<Event>, pos: u8| Batch {
+            events,
+            positions: vec![("src".to_owned(), vec![pos])],
+            ..Default::default()
+        };
+        store.commit(&batch(vec![campaign(1)], 1)).unwrap();
+        store.commit_visible(&batch(vec![campaign(2), campaign(3)], 3)).unwrap();
+        assert_eq!(store.counter(EVENTS_APPLIED).unwrap(), 3, "visible at once");
+        assert_eq!(store.position("src").unwrap(), Some(vec![3]));
+
+        assert_eq!(after_crash(&store, dir.path(), "a.redb"), (1, Some(vec![1]), 1), "lost with its position");
+        store.sync().unwrap();
+        assert_eq!(after_crash(&store, dir.path(), "b.redb"), (3, Some(vec![3]), 3), "durable after a sync");
+
+        store.apply_part(&[campaign(4)]).unwrap();
+        store.commit_visible(&batch(vec![campaign(5)], 5)).unwrap();
+        assert_eq!(after_crash(&store, dir.path(), "c.redb"), (3, Some(vec![3]), 3));
+        store.commit(&batch(vec![campaign(6)], 6)).unwrap();
+        assert_eq!(
+            after_crash(&store, dir.path(), "d.redb"),
+            (5, Some(vec![6]), 6),
+            "a durable commit takes the earlier ones"
+        );
+        // The store is never closed: closing would make its pending commits durable.
+        std::mem::forget(store);
     }
 }

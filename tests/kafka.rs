@@ -12,6 +12,7 @@ use std::io::{BufRead as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant as WallClock};
 
 use goatview::cmd::produce;
@@ -513,6 +514,44 @@ async fn restart_resumes_exactly_where_it_stopped() {
     assert_eq!(store.counter(EVENTS_APPLIED).unwrap(), valid, "every valid message applied exactly once");
     assert_eq!(store.counter(DEAD_LETTERS).unwrap(), reference.counter(DEAD_LETTERS).unwrap());
     assert_same_state(&store, &reference, "after restart");
+    fx.cleanup().await;
+}
+
+/// What survives a crash now: a copy of the file, taken while its store is open and
+/// reopened, holds only what was durably committed.
+fn durable_positions(fx: &Fixture, name: &str, copy: &str) -> BTreeMap<String, i64> {
+    std::fs::copy(fx.path(name), fx.path(copy)).expect("copy the state file");
+    positions(&Store::open(&fx.path(copy)).expect("open the copy"))
+}
+
+/// (c2) Batches are visible when they commit and durable within `sync_ms`, also when no
+/// further message comes; until then a crash would lose them (and their positions).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_become_durable_within_the_sync_interval() {
+    let mut fx = Fixture::new("sync").await;
+    let lines = generated_lines(53, 3000);
+    publish_shuffled(&fx, &lines, 5);
+    let ends = fx.end_offsets();
+
+    // A sync interval longer than the test: everything is visible, nothing durable.
+    fx.args.sync_ms = 600_000;
+    let store = fx.store("late.redb");
+    let consumer = start(store.clone(), fx.args.clone());
+    wait_caught_up(&store, &ends).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(durable_positions(&fx, "late.redb", "late-1.redb").is_empty(), "nothing durable before a sync");
+    let stats = consumer.stop().await;
+    assert_eq!(durable_positions(&fx, "late.redb", "late-2.redb"), positions(&store), "stopping syncs");
+    assert_eq!(stats.syncs.load(Ordering::Relaxed), 1);
+
+    // A short interval: durable soon after the last batch, with no message after it.
+    fx.args.sync_ms = 300;
+    let store = fx.store("soon.redb");
+    let consumer = start(store.clone(), fx.args.clone());
+    wait_caught_up(&store, &ends).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(durable_positions(&fx, "soon.redb", "soon-1.redb"), positions(&store), "synced while idle");
+    consumer.stop().await;
     fx.cleanup().await;
 }
 

@@ -301,8 +301,8 @@ async fn freshness_on(
     let server = tokio::spawn(async move { serving.await });
     println!(
         "setup:     consumer (run_consumer) and API router in this process, API on http://{addr}; topics {}-* \
-         ({} partitions)",
-        topics.args.group_id, topics.partitions
+         ({} partitions); a durable commit at least every {} ms",
+        topics.args.group_id, topics.partitions, topics.args.sync_ms
     );
 
     let result = measure(args, &brokers, topics, log, &store, &stats, &addr.to_string()).await;

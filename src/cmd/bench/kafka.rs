@@ -1,11 +1,12 @@
 //! `bench kafka`: consume throughput from a real broker, through the same consumer as
-//! `serve --brokers` (`run_consumer`, one durable redb commit per batch).
+//! `serve --brokers` (`run_consumer`, with its default `--kafka-sync-ms`).
 //!
 //! The log is published first to fresh topics (a unique prefix, created here with the
 //! same partition counts as `scripts/kafka.sh`, deleted at the end); publishing is timed
 //! and printed separately. Then the consumer starts on a fresh state file, from the
 //! beginning, and the clock runs until every stored position has reached its
-//! partition's high watermark.
+//! partition's high watermark and the consumer has stopped, which makes its last batches
+//! durable: the rate counts durable events only.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -81,6 +82,7 @@ impl BenchTopics {
         };
         args.group_id = unique;
         args.batch_max_messages = broker.batch_max_messages;
+        args.sync_ms = broker.sync_ms;
         let topics = BenchTopics { args, partitions, admin, meta };
 
         let all = topics.all_topics();
@@ -253,12 +255,12 @@ async fn kafka_on(
             .progress_chars("=> "),
     );
     let deadline = started + Duration::from_secs_f64(args.timeout.max(0.0));
-    let secs = loop {
+    loop {
         let positions = stored_positions(&store)?;
         let behind = lag(&highs, &positions);
         bar.set_position(total - behind);
         if behind == 0 {
-            break started.elapsed().as_secs_f64();
+            break;
         }
         if consumer.is_finished() {
             bar.finish_and_clear();
@@ -270,21 +272,23 @@ async fn kafka_on(
             bail!("{behind} of {total} message(s) not consumed after {:.0}s (--timeout)", args.timeout);
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    }
     bar.finish_and_clear();
     let _ = stop.send(());
     consumer.await.context("consumer task")??;
+    let secs = started.elapsed().as_secs_f64();
     let peak = peak_rss_kib();
     let applied = store.counter(EVENTS_APPLIED)?;
     let dead = store.counter(DEAD_LETTERS)?;
     let batches = stats.batches.load(std::sync::atomic::Ordering::Relaxed);
+    let syncs = stats.syncs.load(std::sync::atomic::Ordering::Relaxed);
     drop(store);
     let db_bytes = std::fs::metadata(db)?.len();
 
     let messages = applied + dead;
     println!("log:       {} ({:.1} MiB)", log.display(), mib(log_bytes));
-    println!("events:    {applied} applied, {dead} dead letters, in {batches} batches");
-    println!("time:      {secs:.2}s (consumer start to every position at its high watermark)");
+    println!("events:    {applied} applied, {dead} dead letters, in {batches} batches, {syncs} durable commits");
+    println!("time:      {secs:.2}s (consumer start to every position at its high watermark, durable)");
     println!("rate:      {:.0} events/s (applied + dead letters)", messages as f64 / secs.max(1e-9));
     print_peak_rss(peak, peak_reset, "consume only", "including generation and publishing");
     println!(

@@ -109,6 +109,11 @@ pub struct BenchBroker {
     /// Most messages per write transaction (as `serve --kafka-batch-max-messages`).
     #[arg(long, env = "GOATVIEW_BENCH_BATCH_MAX_MESSAGES", default_value_t = 50_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub batch_max_messages: u64,
+
+    /// Longest time (ms) a committed batch stays visible but not durable (as `serve
+    /// --kafka-sync-ms`); 0 makes every batch durable.
+    #[arg(long, env = "GOATVIEW_BENCH_SYNC_MS", default_value_t = 1000)]
+    pub sync_ms: u64,
 }
 
 #[derive(Debug, Args)]
