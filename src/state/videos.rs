@@ -214,12 +214,12 @@ fn contribute(t: &mut Tables, p: Id, f: &Facts, add: bool) -> Result<()> {
     let delta = if add { 1 } else { -1 };
     let cell = hist_cell(c.views);
     let q = quarter_of(f.posted);
+    let pending = &mut t.pending;
     for level in Level::ALL {
         let (l, u) = (level as u8, unit_of(level, q));
-        let pending = &mut t.pending;
-        add_sums(entry(&mut pending.project, &t.project_buckets, (p, l, u))?, &sums, add)?;
-        add_sums(entry(&mut pending.creator, &t.creator_buckets, (p, l, u, f.creator))?, &sums, add)?;
-        add_to(entry(&mut pending.hist, &t.hist_cells, (p, l, u, cell))?, delta)?;
+        pending.project.entry((p, l, u)).or_default().add(&sums, delta);
+        pending.creator.entry((p, l, u, f.creator)).or_default().add(&sums, delta);
+        *pending.hist.entry((p, l, u, cell)).or_default() += delta;
     }
     contribute_to_campaigns(t, p, f, f.campaigns.iter(), add)
 }
@@ -244,7 +244,7 @@ fn contribute_to_campaigns<'a>(
             let bucket = entry(&mut pending.campaign, &t.campaign_buckets, (p, root, l, u))?;
             let n = bucket.posts;
             add_sums(bucket, &sums, add)?;
-            add_to(entry(&mut pending.campaign_creators, &t.campaign_creators, (p, root, l, u, f.creator))?, delta)?;
+            *pending.campaign_creators.entry((p, root, l, u, f.creator)).or_default() += delta;
             let best = top_entry(&mut pending.campaign_best, &t.campaign_best, (p, root, l, u))?;
             if add { best.add(rank, n) } else { best.remove(rank) }
         }
@@ -274,14 +274,14 @@ fn recount(t: &mut Tables, p: Id, old: &Facts, new: &Facts) -> Result<()> {
     let (os, ns) = (Sums::of(oc), Sums::of(nc));
     let (old_cell, new_cell) = (hist_cell(oc.views), hist_cell(nc.views));
     let q = quarter_of(new.posted);
+    let pending = &mut t.pending;
     for level in Level::ALL {
         let (l, u) = (level as u8, unit_of(level, q));
-        let pending = &mut t.pending;
-        replace_sums(entry(&mut pending.project, &t.project_buckets, (p, l, u))?, &os, &ns)?;
-        replace_sums(entry(&mut pending.creator, &t.creator_buckets, (p, l, u, new.creator))?, &os, &ns)?;
+        pending.project.entry((p, l, u)).or_default().replace(&os, &ns);
+        pending.creator.entry((p, l, u, new.creator)).or_default().replace(&os, &ns);
         if old_cell != new_cell {
-            add_to(entry(&mut pending.hist, &t.hist_cells, (p, l, u, old_cell))?, -1)?;
-            add_to(entry(&mut pending.hist, &t.hist_cells, (p, l, u, new_cell))?, 1)?;
+            *pending.hist.entry((p, l, u, old_cell)).or_default() -= 1;
+            *pending.hist.entry((p, l, u, new_cell)).or_default() += 1;
         }
     }
     for level in Level::CAMPAIGN {
@@ -316,9 +316,32 @@ fn add_sums(row: &mut Sums, s: &Sums, add: bool) -> Result<()> {
     }
 }
 
-fn add_to(count: &mut u64, delta: i64) -> Result<()> {
-    *count = count.checked_add_signed(delta).ok_or_else(|| StateError::Corrupt("counter underflow".into()))?;
-    Ok(())
+/// A change to a row of sums, added up in memory and written once per transaction.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SumsDelta {
+    posts: i64,
+    views: i128,
+    likes: i128,
+    comments: i128,
+    shares: i128,
+}
+
+impl SumsDelta {
+    /// Adds `sign` (1 or -1) times one video's sums.
+    fn add(&mut self, s: &Sums, sign: i64) {
+        let (n, w) = (sign, i128::from(sign));
+        self.posts += n * s.posts as i64;
+        self.views += w * s.views as i128;
+        self.likes += w * s.likes as i128;
+        self.comments += w * s.comments as i128;
+        self.shares += w * s.shares as i128;
+    }
+
+    /// Swaps one video's sums for another's.
+    fn replace(&mut self, old: &Sums, new: &Sums) {
+        self.add(old, -1);
+        self.add(new, 1);
+    }
 }
 
 /// Index rows to write (`Some`) or remove (`None`).
@@ -336,9 +359,11 @@ fn counts_row(creator: Id, c: &Counts) -> CountsRow {
 /// once, where the events of a batch hit pages in random order; hash maps until then,
 /// because ingestion touches them per event and sorts only once per batch.
 ///
-/// - Aggregate rows: the coarse rows (a day, 32 days, a creator's day) are hit by many
-///   events of one batch, so each costs one B-tree read and one write per batch instead of
-///   one of each per event.
+/// - Aggregate rows: the changes to each row are added up here, without reading it, and
+///   added to it once per batch ([`write_deltas`]): the coarse rows (a day, 32 days, a
+///   creator's day) are hit by many events of one batch, and a row read in key order is
+///   read and replaced in one B-tree descent. Campaign units' sums are read when first
+///   touched instead, since their top lists need the count of videos.
 /// - Index rows that ingestion only writes, never reads (`None` = remove): the last write
 ///   of a key in the batch is the one that counts, so an insert and its later removal in
 ///   one batch cost nothing.
@@ -348,11 +373,11 @@ fn counts_row(creator: Id, c: &Counts) -> CountsRow {
 ///   written back.
 #[derive(Default)]
 pub struct Pending {
-    project: FxHashMap<(Id, u8, i64), Sums>,
-    creator: FxHashMap<(Id, u8, i64, Id), Sums>,
+    project: FxHashMap<(Id, u8, i64), SumsDelta>,
+    creator: FxHashMap<(Id, u8, i64, Id), SumsDelta>,
     campaign: FxHashMap<CampaignKey, Sums>,
-    hist: FxHashMap<(Id, u8, i64, u64), u64>,
-    campaign_creators: FxHashMap<(Id, Id, u8, i64, Id), u64>,
+    hist: FxHashMap<(Id, u8, i64, u64), i64>,
+    campaign_creators: FxHashMap<(Id, Id, u8, i64, Id), i64>,
     by_posted: Staged<(Id, i64, u32, Id), CountsRow>,
     by_metric: Staged<(Id, u8, u64, Id), At>,
     campaign_best: FxHashMap<CampaignKey, TopList>,
@@ -392,13 +417,49 @@ impl Cached for Sums {
     }
 }
 
-impl Cached for u64 {
+/// A change to a stored row that [`write_deltas`] adds to it.
+trait Delta: Copy + Default + PartialEq {
+    type Row: for<'a> redb::Value<SelfType<'a> = Self::Value> + 'static;
+    type Value;
+    /// The row after this change (`None`: empty, so deleted), or an error if a count
+    /// would go below zero.
+    fn added_to(&self, row: Option<Self::Value>) -> Result<Option<Self::Value>>;
+}
+
+fn underflow() -> StateError {
+    StateError::Corrupt("counter underflow".into())
+}
+
+impl Delta for i64 {
     type Row = u64;
-    fn load(row: u64) -> Self {
-        row
+    type Value = u64;
+    fn added_to(&self, row: Option<u64>) -> Result<Option<u64>> {
+        let new = row.unwrap_or(0).checked_add_signed(*self).ok_or_else(underflow)?;
+        Ok((new > 0).then_some(new))
     }
-    fn store(&self) -> Option<u64> {
-        (*self > 0).then_some(*self)
+}
+
+impl Delta for SumsDelta {
+    type Row = SumsRow;
+    type Value = SumsRow;
+    fn added_to(&self, row: Option<SumsRow>) -> Result<Option<SumsRow>> {
+        let (posts, views, likes, comments, shares) = row.unwrap_or_default();
+        let wide = |v: u128, d: i128| -> Result<u128> {
+            i128::try_from(v)
+                .ok()
+                .and_then(|v| v.checked_add(d))
+                .and_then(|n| u128::try_from(n).ok())
+                .ok_or_else(underflow)
+        };
+        let posts = posts.checked_add_signed(self.posts).ok_or_else(underflow)?;
+        let row = (
+            posts,
+            wide(views, self.views)?,
+            wide(likes, self.likes)?,
+            wide(comments, self.comments)?,
+            wide(shares, self.shares)?,
+        );
+        Ok((posts > 0).then_some(row))
     }
 }
 
@@ -465,6 +526,46 @@ where
     Ok(())
 }
 
+/// Adds the pending changes to their rows, in key order: one B-tree descent per row that
+/// exists (read and replaced in place), and one more for a row that is new or emptied.
+fn write_deltas<K, D>(
+    pending: &mut FxHashMap<K::SelfType<'static>, D>,
+    table: &mut redb::Table<'_, K, D::Row>,
+) -> Result<()>
+where
+    K: redb::Key + 'static,
+    K::SelfType<'static>: Ord + Clone,
+    D: Delta,
+{
+    for (key, delta) in sorted(pending) {
+        if delta == D::default() {
+            continue; // retracted and added back in the same transaction
+        }
+        // Some(true): the row emptied; None: there was no row.
+        let emptied = match table.get_mut(key.clone())? {
+            Some(mut row) => match delta.added_to(Some(row.value()))? {
+                Some(new) => {
+                    row.insert(new)?;
+                    Some(false)
+                }
+                None => Some(true),
+            },
+            None => None,
+        };
+        match emptied {
+            Some(false) => {}
+            Some(true) => {
+                table.remove(key)?;
+            }
+            None => {
+                let new = delta.added_to(None)?.ok_or_else(underflow)?;
+                table.insert(key, new)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Writes staged index rows: `Some` inserts, `None` removes.
 fn write_staged<K, V>(
     staged: &mut Staged<K::SelfType<'static>, V::SelfType<'static>>,
@@ -493,12 +594,12 @@ impl Tables<'_> {
         }
         write_staged(&mut self.pending.by_posted, &mut self.by_posted)?;
         write_staged(&mut self.pending.by_metric, &mut self.by_metric)?;
-        write_back(&mut self.pending.project, &mut self.project_buckets)?;
-        write_back(&mut self.pending.creator, &mut self.creator_buckets)?;
+        write_deltas(&mut self.pending.project, &mut self.project_buckets)?;
+        write_deltas(&mut self.pending.creator, &mut self.creator_buckets)?;
         self.write_best()?;
         write_back(&mut self.pending.campaign, &mut self.campaign_buckets)?;
-        write_back(&mut self.pending.hist, &mut self.hist_cells)?;
-        write_back(&mut self.pending.campaign_creators, &mut self.campaign_creators)?;
+        write_deltas(&mut self.pending.hist, &mut self.hist_cells)?;
+        write_deltas(&mut self.pending.campaign_creators, &mut self.campaign_creators)?;
         self.flush_goals()
     }
 
@@ -727,6 +828,27 @@ pub fn set_creator(t: &mut Tables, p: Id, stamp: Stamp, creator: Id, snap: Optio
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A change adds to its row, empties it at zero posts (the row is deleted), and is
+    /// refused when a count would go below zero.
+    #[test]
+    fn deltas_add_to_rows_and_refuse_to_go_below_zero() {
+        let video = |views| Sums::of(&Counts { views, likes: 2, comments: 3, shares: 4, saves: 5 });
+        let mut d = SumsDelta::default();
+        d.add(&video(10), 1);
+        d.add(&video(7), 1);
+        assert_eq!(d.added_to(None).unwrap(), Some((2, 17, 4, 6, 8)));
+        assert_eq!(d.added_to(Some((1, 1, 1, 1, 1))).unwrap(), Some((3, 18, 5, 7, 9)));
+        let mut gone = SumsDelta::default();
+        gone.replace(&video(10), &video(12));
+        gone.add(&video(12), -1);
+        assert_eq!(gone.added_to(Some((1, 10, 2, 3, 4))).unwrap(), None, "the last video left");
+        assert!(gone.added_to(Some((1, 9, 2, 3, 4))).is_err(), "views below zero");
+        assert!(gone.added_to(None).is_err(), "posts below zero");
+        assert_eq!(3i64.added_to(Some(4)).unwrap(), Some(7));
+        assert_eq!((-4i64).added_to(Some(4)).unwrap(), None);
+        assert!((-5i64).added_to(Some(4)).is_err());
+    }
 
     /// The dense cell positions agree with the HDR histogram itself: every cell maps to a
     /// distinct position in range, in value order, and back.
