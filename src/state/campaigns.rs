@@ -136,7 +136,7 @@ pub fn set_campaign(t: &mut Tables, p: Id, stamp: Stamp, c: Id, name: Option<Str
         return write(t); // a rename: names are read at request time
     }
     let affected = videos_under(t, p, c)?;
-    videos::refresh(t, p, &affected, write)?;
+    videos::refresh_roots(t, p, &affected, write)?;
     let delta = if now { 1 } else { -1 };
     for kind in [ItemType::Creator, ItemType::Video] {
         for item in members(&t.memberships, p, c, kind)? {
@@ -172,7 +172,7 @@ pub fn set_member(t: &mut Tables, p: Id, stamp: Stamp, c: Id, kind: ItemType, it
         ItemType::Creator => videos::videos_of_creator(t, p, item)?,
         ItemType::Campaign => videos_under(t, p, item)?,
     };
-    videos::refresh(t, p, &affected, write)?;
+    videos::refresh_roots(t, p, &affected, write)?;
     if kind != ItemType::Campaign && campaign_visible(&t.campaigns, p, c)? {
         overlap_count(t, p, kind, item, if member { 1 } else { -1 })?;
     }

@@ -164,6 +164,28 @@ pub fn refresh(
     Ok(())
 }
 
+/// [`refresh`] for a write that changes only which root campaigns videos resolve to (a
+/// membership, or a campaign's visibility) and no register: a video stays visible or
+/// hidden, so each is read once, and only its roots are looked up again after the write.
+pub fn refresh_roots(
+    t: &mut Tables,
+    p: Id,
+    affected: &BTreeSet<Id>,
+    mutate: impl FnOnce(&mut Tables) -> Result<()>,
+) -> Result<()> {
+    let before = affected.iter().map(|&v| observe(t, p, v)).collect::<Result<Vec<_>>>()?;
+    mutate(t)?;
+    for (&v, old) in affected.iter().zip(before) {
+        let Some(old) = old else { continue };
+        let campaigns = campaigns::roots_of_video(t, p, v, old.creator)?;
+        if campaigns != old.campaigns {
+            let new = Facts { campaigns, ..old.clone() };
+            move_contribution(t, p, v, Some(old), Some(new))?;
+        }
+    }
+    Ok(())
+}
+
 /// Moves one video's contribution from what it was (`old`) to what it is (`new`).
 fn move_contribution(t: &mut Tables, p: Id, v: Id, old: Option<Facts>, new: Option<Facts>) -> Result<()> {
     if new == old {
