@@ -8,8 +8,9 @@
 //! Each partition is a source `kafka:<topic>/<partition>` whose position is the offset
 //! of the next message to read (8 bytes, little-endian). A batch's events, dead letters
 //! and positions commit in one redb write transaction, so after a crash the consumer
-//! resumes exactly after the last committed batch: nothing is lost and nothing counts
-//! twice. Offsets committed to Kafka are only for lag monitoring and are never read.
+//! resumes exactly after the last batch that reached the disk: nothing is lost and
+//! nothing counts twice. Offsets committed to Kafka are only for lag monitoring and are
+//! never read (they may run up to a second ahead of what is durable).
 //!
 //! # Visible at once, durable within a second
 //!

@@ -340,7 +340,7 @@ fn add_sums(row: &mut Sums, s: &Sums, add: bool) -> Result<()> {
 
 /// A change to a row of sums, added up in memory and written once per transaction.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SumsDelta {
+struct SumsDelta {
     posts: i64,
     views: i128,
     likes: i128,
