@@ -263,7 +263,7 @@ fn contribute_to_campaigns<'a>(
         let (l, u) = (level as u8, unit_of(level, q));
         for &root in roots.clone() {
             let pending = &mut t.pending;
-            let bucket = entry(&mut pending.campaign, &t.campaign_buckets, (p, root, l, u))?;
+            let bucket = campaign_entry(&mut pending.campaign, &t.campaign_buckets, (p, root, l, u))?;
             let n = bucket.posts;
             add_sums(bucket, &sums, add)?;
             *pending.campaign_creators.entry((p, root, l, u, f.creator)).or_default() += delta;
@@ -310,7 +310,7 @@ fn recount(t: &mut Tables, p: Id, old: &Facts, new: &Facts) -> Result<()> {
         let (l, u) = (level as u8, unit_of(level, q));
         for &root in &new.campaigns {
             let pending = &mut t.pending;
-            let bucket = entry(&mut pending.campaign, &t.campaign_buckets, (p, root, l, u))?;
+            let bucket = campaign_entry(&mut pending.campaign, &t.campaign_buckets, (p, root, l, u))?;
             let n = bucket.posts;
             replace_sums(bucket, &os, &ns)?;
             if views_changed {
@@ -421,24 +421,6 @@ impl Pending {
     }
 }
 
-/// A stored value as the in-memory form `Pending` keeps.
-trait Cached: Sized {
-    type Row: redb::Value + 'static;
-    fn load(row: <Self::Row as redb::Value>::SelfType<'_>) -> Self;
-    /// The row to store, or `None` when the row is empty and is deleted.
-    fn store(&self) -> Option<<Self::Row as redb::Value>::SelfType<'static>>;
-}
-
-impl Cached for Sums {
-    type Row = SumsRow;
-    fn load(row: SumsRow) -> Self {
-        Sums::from_row(row)
-    }
-    fn store(&self) -> Option<SumsRow> {
-        (self.posts > 0).then(|| self.row())
-    }
-}
-
 /// A change to a stored row that [`write_deltas`] adds to it.
 trait Delta: Copy + Default + PartialEq {
     type Row: for<'a> redb::Value<SelfType<'a> = Self::Value> + 'static;
@@ -485,22 +467,17 @@ impl Delta for SumsDelta {
     }
 }
 
-/// The pending value of a row, loaded from its table the first time it is touched.
-fn entry<'m, K, V>(
-    pending: &'m mut FxHashMap<K::SelfType<'static>, V>,
-    table: &redb::Table<'_, K, V::Row>,
-    key: K::SelfType<'static>,
-) -> Result<&'m mut V>
-where
-    K: redb::Key + 'static,
-    K::SelfType<'static>: std::hash::Hash + Eq + Clone,
-    V: Cached + Default,
-{
+/// The pending sums of a campaign unit, loaded the first time it is touched.
+fn campaign_entry<'m>(
+    pending: &'m mut FxHashMap<CampaignKey, Sums>,
+    table: &redb::Table<'_, (super::tables::IdKey, super::tables::IdKey, u8, i64), SumsRow>,
+    key: CampaignKey,
+) -> Result<&'m mut Sums> {
     match pending.entry(key) {
         Entry::Occupied(e) => Ok(e.into_mut()),
         Entry::Vacant(e) => {
-            let v = table.get(e.key().clone())?.map_or_else(V::default, |g| V::load(g.value()));
-            Ok(e.insert(v))
+            let sums = table.get(key)?.map_or_else(Sums::default, |g| Sums::from_row(g.value()));
+            Ok(e.insert(sums))
         }
     }
 }
@@ -528,24 +505,6 @@ fn sorted<K: Ord, V>(map: &mut FxHashMap<K, V>) -> Vec<(K, V)> {
     let mut rows: Vec<(K, V)> = map.drain().collect();
     rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     rows
-}
-
-fn write_back<K, V>(
-    pending: &mut FxHashMap<K::SelfType<'static>, V>,
-    table: &mut redb::Table<'_, K, V::Row>,
-) -> Result<()>
-where
-    K: redb::Key + 'static,
-    K::SelfType<'static>: Ord,
-    V: Cached,
-{
-    for (key, v) in sorted(pending) {
-        match v.store() {
-            Some(row) => table.insert(key, row)?,
-            None => table.remove(key)?,
-        };
-    }
-    Ok(())
 }
 
 /// Adds the pending changes to their rows, in key order: one B-tree descent per row that
@@ -619,7 +578,13 @@ impl Tables<'_> {
         write_deltas(&mut self.pending.project, &mut self.project_buckets)?;
         write_deltas(&mut self.pending.creator, &mut self.creator_buckets)?;
         self.write_best()?;
-        write_back(&mut self.pending.campaign, &mut self.campaign_buckets)?;
+        for (key, sums) in sorted(&mut self.pending.campaign) {
+            if sums.posts > 0 {
+                self.campaign_buckets.insert(key, sums.row())?;
+            } else {
+                self.campaign_buckets.remove(key)?;
+            }
+        }
         write_deltas(&mut self.pending.hist, &mut self.hist_cells)?;
         write_deltas(&mut self.pending.campaign_creators, &mut self.campaign_creators)?;
         self.flush_goals()
