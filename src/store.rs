@@ -296,13 +296,11 @@ mod tests {
         crate::events::decode(line.as_bytes()).unwrap()
     }
 
-    /// What a reopened copy of the file holds: the file as a crash at this instant leaves
-    /// it, since the store that wrote it stays open and never closes cleanly.
-    fn after_crash(store: &Store, dir: &Path, name: &str) -> (u64, Option<Vec<u8>>, usize) {
-        let _ = store;
-        let copy = dir.join(name);
-        std::fs::copy(dir.join("state.redb"), &copy).unwrap();
-        let s = Store::open(&copy).unwrap();
+    /// What a reopened copy of `live`, the file of a store still open, holds: the file as
+    /// a crash at this instant leaves it, since that store never closes cleanly.
+    fn after_crash(live: &Path, copy: &Path) -> (u64, Option<Vec<u8>>, usize) {
+        std::fs::copy(live, copy).unwrap();
+        let s = Store::open(copy).unwrap();
         let campaigns =
             redb::ReadableTableMetadata::len(&s.read().unwrap().open_table(defs::campaigns).unwrap()).unwrap() as usize;
         (s.counter(EVENTS_APPLIED).unwrap(), s.position("src").unwrap(), campaigns)
@@ -313,7 +311,8 @@ mod tests {
     #[test]
     fn a_visible_commit_is_durable_only_once_synced() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("state.redb")).unwrap();
+        let live = dir.path().join("state.redb");
+        let store = Store::open(&live).unwrap();
         let batch = |events: Vec<Event>, pos: u8| Batch {
             events,
             positions: vec![("src".to_owned(), vec![pos])],
@@ -324,16 +323,16 @@ mod tests {
         assert_eq!(store.counter(EVENTS_APPLIED).unwrap(), 3, "visible at once");
         assert_eq!(store.position("src").unwrap(), Some(vec![3]));
 
-        assert_eq!(after_crash(&store, dir.path(), "a.redb"), (1, Some(vec![1]), 1), "lost with its position");
+        assert_eq!(after_crash(&live, &dir.path().join("a.redb")), (1, Some(vec![1]), 1), "lost with its position");
         store.sync().unwrap();
-        assert_eq!(after_crash(&store, dir.path(), "b.redb"), (3, Some(vec![3]), 3), "durable after a sync");
+        assert_eq!(after_crash(&live, &dir.path().join("b.redb")), (3, Some(vec![3]), 3), "durable after a sync");
 
         store.apply_part(&[campaign(4)]).unwrap();
         store.commit_visible(&batch(vec![campaign(5)], 5)).unwrap();
-        assert_eq!(after_crash(&store, dir.path(), "c.redb"), (3, Some(vec![3]), 3));
+        assert_eq!(after_crash(&live, &dir.path().join("c.redb")), (3, Some(vec![3]), 3));
         store.commit(&batch(vec![campaign(6)], 6)).unwrap();
         assert_eq!(
-            after_crash(&store, dir.path(), "d.redb"),
+            after_crash(&live, &dir.path().join("d.redb")),
             (5, Some(vec![6]), 6),
             "a durable commit takes the earlier ones"
         );
