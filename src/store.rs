@@ -10,6 +10,7 @@ use redb::{Database, Durability, ReadTransaction, ReadableDatabase, ReadableTabl
 use serde::{Deserialize, Serialize};
 
 use crate::events::{Event, Instant};
+use crate::query::Memos;
 use crate::state::{self, StateError, Tables, defs};
 
 /// Errors of the store.
@@ -100,6 +101,8 @@ pub const DEAD_LETTERS: &str = "dead_letters";
 /// The engine's state file.
 pub struct Store {
     db: Database,
+    /// What queries derive from this file's state and keep between requests.
+    memos: Memos,
 }
 
 impl Store {
@@ -132,12 +135,17 @@ impl Store {
             }
         }
         txn.commit()?;
-        Ok(Store { db })
+        Ok(Store { db, memos: Memos::default() })
     }
 
     /// A consistent snapshot for readers; it never blocks or is blocked by a writer.
     pub fn read(&self) -> Result<ReadTransaction, StoreError> {
         Ok(self.db.begin_read()?)
+    }
+
+    /// What queries derive from this file's state and keep between requests.
+    pub fn memos(&self) -> &Memos {
+        &self.memos
     }
 
     /// Applies a batch atomically with its positions; returns nothing until durable.

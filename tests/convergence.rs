@@ -314,3 +314,43 @@ proptest! {
         prop_assert_eq!(converges(&events, (&events, &shuffled), batch, queries)?, n, "every query is a valid one");
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// campaign-leaderboard reads what it derives from memberships from a memo the server
+    /// keeps between requests (`query::Memos`). Asked between transactions, on one server,
+    /// every answer must still be the reference's over the events applied so far.
+    #[test]
+    fn campaign_answers_follow_every_transaction((_, a, _) in case(), batch in 1..6usize) {
+        let store = TestStore::new();
+        let app = store.app(now());
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let p = ("project_id", PROJECT);
+        let queries = [
+            pairs(&[p, ("from", "2026-03-08"), ("to", "2026-03-14")]),
+            pairs(&[p, ("from", "2026-03-01"), ("to", "2026-03-31")]),
+        ];
+        // The key first: without it every request is refused, whatever the state.
+        let mut seen = vec![key_line()];
+        store.apply_lines(&seen, 1);
+        let mut applied = 0;
+        while applied < a.len() {
+            let next = (applied + batch).min(a.len());
+            store.apply_lines(&a[applied..next], batch);
+            seen.extend_from_slice(&a[applied..next]);
+            applied = next;
+            let reference = Reference::from_lines(&seen);
+            for query in &queries {
+                let (status, body) = rt.block_on(get(&app, &uri("campaign-leaderboard", query), Some(KEY)));
+                match reference.answer("campaign-leaderboard", query, now()) {
+                    Ok(expected) => {
+                        prop_assert_eq!(status.as_u16(), 200, "{:?}: {}", query, body);
+                        prop_assert_eq!(&body["data"], &expected, "after {} of {} events: {:?}", applied, a.len(), query);
+                    }
+                    Err((code, _)) => prop_assert_eq!(status.as_u16(), code, "{:?}: {}", query, body),
+                }
+            }
+        }
+    }
+}

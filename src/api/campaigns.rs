@@ -4,10 +4,9 @@ use redb::ReadTransaction;
 use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::Schema;
 
-use super::endpoint::{Endpoint, Schemas, list_of, mirror};
+use super::endpoint::{Context, Endpoint, Schemas, list_of, mirror};
 use super::error::ApiError;
 use super::params::{FROM_REQUIRED, Kind, PROJECT_ID, Param, Params, TO_REQUIRED};
-use crate::events::Instant;
 use crate::query::{self, Dimension, ProjectView};
 
 pub struct CampaignLeaderboard;
@@ -29,10 +28,10 @@ impl Endpoint for CampaignLeaderboard {
         rtxn: &ReadTransaction,
         project: &ProjectView,
         params: &Params,
-        _now: Instant,
+        cx: &Context,
     ) -> Result<Self::Data, ApiError> {
         let (from, to) = params.closed_range()?;
-        Ok(query::campaign_leaderboard(rtxn, project, from, to)?.into_iter().map(Into::into).collect())
+        Ok(query::campaign_leaderboard(rtxn, project, from, to, cx.memos)?.into_iter().map(Into::into).collect())
     }
 }
 
@@ -87,7 +86,7 @@ impl Endpoint for MemberOverlap {
         rtxn: &ReadTransaction,
         project: &ProjectView,
         params: &Params,
-        _now: Instant,
+        _cx: &Context,
     ) -> Result<Self::Data, ApiError> {
         let name = params.choice(DIMENSION.name)?;
         let dimension = DIMENSIONS

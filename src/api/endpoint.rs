@@ -16,7 +16,15 @@ use super::error::ApiError;
 use super::params::{Param, Params};
 use super::{AGGREGATE_BASE, AppState, campaigns, creators, videos};
 use crate::events::Instant;
-use crate::query::ProjectView;
+use crate::query::{Memos, ProjectView};
+
+/// What a request brings besides its snapshot, its project and its parameters.
+pub struct Context<'a> {
+    /// The current instant (contract §3).
+    pub now: Instant,
+    /// What queries derive from the state and keep between requests.
+    pub memos: &'a Memos,
+}
 
 /// Named schemas the OpenAPI document must hold, as `utoipa` collects them.
 pub type Schemas = Vec<(String, RefOr<Schema>)>;
@@ -42,7 +50,7 @@ pub trait Endpoint: 'static {
         rtxn: &ReadTransaction,
         project: &ProjectView,
         params: &Params,
-        now: Instant,
+        cx: &Context,
     ) -> Result<Self::Data, ApiError>;
 
     /// Appends [`Self::Data`] as JSON. serde's form, unless an endpoint whose answers run to

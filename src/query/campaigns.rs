@@ -1,6 +1,7 @@
 //! Campaign endpoints: campaign-leaderboard, member-overlap.
 
 use std::collections::BTreeSet;
+use std::collections::hash_map::Entry;
 use std::sync::Arc;
 
 use redb::ReadTransaction;
@@ -22,13 +23,14 @@ pub fn campaign_leaderboard(
     p: &ProjectView,
     from: NaiveDate,
     to: NaiveDate,
+    memos: &Memos,
 ) -> Result<Vec<CampaignRow>> {
     let len = chrono::Days::new(((to - from).num_days() + 1) as u64);
     let period = Period::days(p.tz, Some(from), Some(to));
     let prior = Period::days(p.tz, Some(from - len), Some(from - chrono::Days::new(1)));
-    let mut roots = Roots::open(rtxn, p.id)?;
-    let now = Tallies::read(rtxn, p.id, &period, &mut roots, true)?;
-    let before = Tallies::read(rtxn, p.id, &prior, &mut roots, false)?;
+    let roots = memos.campaign_roots(rtxn, p.id)?;
+    let now = Tallies::read(rtxn, p.id, &period, &roots, true)?;
+    let before = Tallies::read(rtxn, p.id, &prior, &roots, false)?;
     let videos = rtxn.open_table(defs::videos)?;
     let mut rows = Vec::new();
     for (c, name) in visible_campaigns(rtxn, p.id)? {
@@ -70,120 +72,62 @@ fn visible_campaigns(rtxn: &ReadTransaction, p: Id) -> Result<Vec<(Id, String)>>
     Ok(out)
 }
 
-/// Which campaigns a video counts in, as ingestion resolves it: through its creator
-/// (memoised per creator) and through its own direct memberships.
-struct Roots {
-    p: Id,
-    members_by_item: redb::ReadOnlyTable<(IdKey, u8, IdKey, IdKey), ()>,
-    campaigns: redb::ReadOnlyTable<(IdKey, IdKey), &'static [u8]>,
-    /// Creator → its roots, as a range of `arena`: one allocation for them all.
-    of_creator: FxHashMap<Id, (usize, usize)>,
-    arena: Vec<Id>,
-    /// Campaign → the campaigns reached up from it: a creator's roots are the union over
-    /// the campaigns it is a direct member of.
-    up: FxHashMap<Id, BTreeSet<Id>>,
-    /// The direct `(item, campaign)` memberships of creators and of videos, in key order,
-    /// each read with one scan when first needed: cheaper than a lookup per item once a
-    /// period's edges hold thousands of creators. Items are big-endian `u128`s (same
-    /// order, one comparison).
-    direct_creators: Option<Vec<(u128, Id)>>,
-    direct_videos: Option<Vec<(u128, Id)>>,
-    /// Bit `item % DIRECT_BITS` is set for every video in `direct_videos`: nearly all of a
-    /// period's edge videos are members of no campaign, and one bit read says so.
-    direct_video_bits: Vec<u64>,
+/// Which root campaigns a video counts in, as ingestion resolves it: through its creator
+/// and through its own direct memberships. Built from every membership of the project
+/// with one scan of each kind, once per version of its campaigns and memberships, and
+/// shared by the requests that read that version ([`Memos::campaign_roots`]).
+pub struct CampaignRoots {
+    /// Creator → the campaigns reached up from those it is a direct member of, in id order.
+    of_creator: FxHashMap<Id, Box<[Id]>>,
+    /// Video → the campaigns reached up from its own direct memberships, in id order.
+    of_video: FxHashMap<Id, Box<[Id]>>,
 }
 
-/// Size of [`Roots::direct_video_bits`]: 128 KiB, a false hit for about one video in 70
-/// when 15,000 videos are members.
-const DIRECT_BITS: u128 = 1 << 20;
-
-impl Roots {
-    fn open(rtxn: &ReadTransaction, p: Id) -> Result<Roots> {
-        Ok(Roots {
-            p,
-            members_by_item: rtxn.open_table(defs::members_by_item)?,
-            campaigns: rtxn.open_table(defs::campaigns)?,
-            of_creator: FxHashMap::default(),
-            arena: Vec::new(),
-            up: FxHashMap::default(),
-            direct_creators: None,
-            direct_videos: None,
-            direct_video_bits: Vec::new(),
-        })
-    }
-
-    /// The campaigns `item` is a direct member of.
-    fn direct(&mut self, kind: ItemType, item: Id) -> Result<Vec<Id>> {
-        let slot = match kind {
-            ItemType::Creator => &mut self.direct_creators,
-            ItemType::Video => &mut self.direct_videos,
-            ItemType::Campaign => return containing(&self.members_by_item, self.p, kind, item),
-        };
-        if slot.is_none() {
-            let (p, k) = (self.p, kind as u8);
-            let mut all = Vec::new();
-            for e in self.members_by_item.range((p, k, ID_MIN, ID_MIN)..=(p, k, ID_MAX, ID_MAX))? {
+impl CampaignRoots {
+    pub(super) fn build(rtxn: &ReadTransaction, p: Id) -> Result<CampaignRoots> {
+        let members = rtxn.open_table(defs::members_by_item)?;
+        let campaigns = rtxn.open_table(defs::campaigns)?;
+        // Campaign → the campaigns reached up from it: an item's roots are the union over
+        // the campaigns it is a direct member of.
+        let mut up: FxHashMap<Id, BTreeSet<Id>> = FxHashMap::default();
+        let mut of_kind = |kind: ItemType| -> Result<FxHashMap<Id, Box<[Id]>>> {
+            let k = kind as u8;
+            let mut out = FxHashMap::default();
+            let mut rows = members.range((p, k, ID_MIN, ID_MIN)..=(p, k, ID_MAX, ID_MAX))?.peekable();
+            let mut roots = Vec::new();
+            while let Some(e) = rows.next() {
                 let (_, _, item, c) = e?.0.value();
-                all.push((u128::from_be_bytes(item), c));
-            }
-            if kind == ItemType::Video {
-                self.direct_video_bits = vec![0; (DIRECT_BITS / 64) as usize];
-                for &(i, _) in &all {
-                    let bit = (i % DIRECT_BITS) as usize;
-                    self.direct_video_bits[bit / 64] |= 1 << (bit % 64);
+                let reached = match up.entry(c) {
+                    Entry::Occupied(e) => e.into_mut(),
+                    Entry::Vacant(e) => e.insert(reach_up_in(&members, &campaigns, p, vec![c])?),
+                };
+                roots.extend(reached.iter());
+                // Rows are in (item, campaign) order: the item's last row closes its roots.
+                let next_item = match rows.peek() {
+                    Some(Ok(next)) => Some(next.0.value().2),
+                    _ => None,
+                };
+                if next_item != Some(item) {
+                    roots.sort_unstable();
+                    roots.dedup();
+                    out.insert(item, std::mem::take(&mut roots).into_boxed_slice());
                 }
             }
-            *slot = Some(all);
-        }
-        let all = slot.as_deref().unwrap_or_default();
-        let item = u128::from_be_bytes(item);
-        if kind == ItemType::Video {
-            let bit = (item % DIRECT_BITS) as usize;
-            if self.direct_video_bits[bit / 64] & (1 << (bit % 64)) == 0 {
-                return Ok(Vec::new());
-            }
-        }
-        let first = all.partition_point(|&(i, _)| i < item);
-        Ok(all[first..].iter().take_while(|&&(i, _)| i == item).map(|&(_, c)| c).collect())
+            Ok(out)
+        };
+        Ok(CampaignRoots { of_creator: of_kind(ItemType::Creator)?, of_video: of_kind(ItemType::Video)? })
     }
 
-    fn of_creator(&mut self, creator: Id) -> Result<&[Id]> {
-        if !self.of_creator.contains_key(&creator) {
-            let direct = self.direct(ItemType::Creator, creator)?;
-            let roots = self.reach(direct)?;
-            let start = self.arena.len();
-            self.arena.extend(roots);
-            self.of_creator.insert(creator, (start, self.arena.len()));
-        }
-        let (a, b) = self.of_creator[&creator];
-        Ok(&self.arena[a..b])
-    }
-
-    /// The campaigns in `start` and every campaign reachable up from them, in id order.
-    fn reach(&mut self, start: Vec<Id>) -> Result<Vec<Id>> {
-        let mut out = Vec::new();
-        for c in start {
-            if !self.up.contains_key(&c) {
-                let reached = reach_up_in(&self.members_by_item, &self.campaigns, self.p, vec![c])?;
-                self.up.insert(c, reached);
-            }
-            out.extend(&self.up[&c]);
-        }
-        out.sort_unstable();
-        out.dedup();
-        Ok(out)
+    fn of_creator(&self, creator: Id) -> &[Id] {
+        self.of_creator.get(&creator).map_or(&[], |r| r)
     }
 
     /// Campaigns a video counts in through its direct memberships but not through its
     /// creator.
-    fn only_direct(&mut self, video: Id, creator: Id) -> Result<Vec<Id>> {
-        let start = self.direct(ItemType::Video, video)?;
-        if start.is_empty() {
-            return Ok(start);
-        }
-        let reached = self.reach(start)?;
-        let via_creator = self.of_creator(creator)?;
-        Ok(reached.into_iter().filter(|r| via_creator.binary_search(r).is_err()).collect())
+    fn only_direct(&self, video: Id, creator: Id) -> impl Iterator<Item = Id> + '_ {
+        let via_creator = self.of_creator(creator);
+        let direct = self.of_video.get(&video).map_or(&[][..], |r| r);
+        direct.iter().copied().filter(move |r| via_creator.binary_search(r).is_err())
     }
 }
 
@@ -221,7 +165,7 @@ impl Edge {
 impl Tallies {
     /// `detail`: whether [`Tallies::of`] will be asked (distinct creators and the video with
     /// most views), or only [`Tallies::sums_of`].
-    fn read(rtxn: &ReadTransaction, p: Id, period: &Period, roots: &mut Roots, detail: bool) -> Result<Tallies> {
+    fn read(rtxn: &ReadTransaction, p: Id, period: &Period, roots: &CampaignRoots, detail: bool) -> Result<Tallies> {
         let (units, edge_quarters) = match posted_quarters(rtxn, p)? {
             Some((lo, hi)) => {
                 let (s, e) = period.quarters(lo, hi);
@@ -250,13 +194,13 @@ impl Tallies {
                 let (total, best) = by_creator.entry(creator).or_insert((Sums::default(), rank));
                 total.add(&sums);
                 *best = (*best).min(rank);
-                for root in roots.only_direct(video, creator)? {
+                for root in roots.only_direct(video, creator) {
                     edges.entry(root).or_default().add(creator, &sums, rank, detail);
                 }
             }
         }
         for (creator, (sums, best)) in by_creator {
-            for &root in roots.of_creator(creator)? {
+            for &root in roots.of_creator(creator) {
                 edges.entry(root).or_default().add(creator, &sums, best, detail);
             }
         }

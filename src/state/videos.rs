@@ -4,7 +4,7 @@ use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::collections::hash_map::Entry;
 
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use redb::ReadableTable;
 
@@ -407,6 +407,9 @@ pub struct Pending {
     /// (project, creator) → root campaigns reached from the creator's memberships, valid
     /// until a membership or a campaign's visibility changes ([`Pending::forget_roots`]).
     pub(super) creator_roots: RefCell<FxHashMap<(Id, Id), BTreeSet<Id>>>,
+    /// Projects whose campaigns or memberships this batch changed: their
+    /// `campaign_edits` version goes up at flush.
+    campaigns_edited: FxHashSet<Id>,
     /// (project, creator) → whether the creator is tracked, kept in step by [`set_creator`].
     tracked: RefCell<FxHashMap<(Id, Id), bool>>,
     /// (project, creator) → the creator's goals with their progress, loaded when first
@@ -415,9 +418,10 @@ pub struct Pending {
 }
 
 impl Pending {
-    /// Drops cached campaign reachability: memberships or campaigns changed.
-    pub(super) fn forget_roots(&mut self) {
+    /// Drops cached campaign reachability: project `p`'s memberships or campaigns changed.
+    pub(super) fn forget_roots(&mut self, p: Id) {
         self.creator_roots.get_mut().clear();
+        self.campaigns_edited.insert(p);
     }
 }
 
@@ -587,6 +591,10 @@ impl Tables<'_> {
         }
         write_deltas(&mut self.pending.hist, &mut self.hist_cells)?;
         write_deltas(&mut self.pending.campaign_creators, &mut self.campaign_creators)?;
+        for p in std::mem::take(&mut self.pending.campaigns_edited) {
+            let version = self.campaign_edits.get(p)?.map_or(0, |g| g.value());
+            self.campaign_edits.insert(p, version + 1)?;
+        }
         self.flush_goals()
     }
 
