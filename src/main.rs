@@ -5,9 +5,6 @@ use clap::Parser;
 use goatview::cli::{Cli, Command};
 use goatview::cmd;
 
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     goatview::telemetry::init(&cli.log);
