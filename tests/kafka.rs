@@ -137,12 +137,24 @@ impl Fixture {
         Arc::new(Store::open(&self.path(name)).expect("open store"))
     }
 
-    /// The end offset (high watermark) of every source partition, by source id.
+    /// The end offset (high watermark) of every source partition, by source id. Right
+    /// after a broker restart the partitions may have no leader for a while (longer on a
+    /// busy machine), so a failed request is tried again for up to a minute.
     fn end_offsets(&self) -> BTreeMap<String, i64> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
         let mut out = BTreeMap::new();
         for t in self.args.topics.all() {
             for p in 0..PARTITIONS {
-                let (_, high) = self.admin.inner().fetch_watermarks(t, p, Duration::from_secs(5)).expect("watermarks");
+                let high = loop {
+                    match self.admin.inner().fetch_watermarks(t, p, Duration::from_secs(5)) {
+                        Ok((_, high)) => break high,
+                        Err(e) if std::time::Instant::now() < deadline => {
+                            eprintln!("watermarks of {t}/{p}: {e}; trying again");
+                            std::thread::sleep(Duration::from_millis(500));
+                        }
+                        Err(e) => panic!("watermarks of {t}/{p}: {e}"),
+                    }
+                };
                 out.insert(source_id(t, p), high);
             }
         }
