@@ -10,7 +10,6 @@ use redb::{Database, Durability, ReadTransaction, ReadableDatabase, ReadableTabl
 use serde::{Deserialize, Serialize};
 
 use crate::events::{Event, Instant};
-use crate::query::Memos;
 use crate::state::{self, StateError, Tables, defs};
 
 /// Errors of the store.
@@ -94,15 +93,14 @@ pub const FORMAT: &str = "state_format";
 /// Bumped whenever stored keys or values change meaning (2: hour buckets; 3: campaign top
 /// lists at day and 32-day levels, with posted_at; 4: campaign rollups at day and
 /// 32-day levels only, bounded top lists, creators in `by_posted`; 5: goal progress;
-/// 6: follower history in time order; 7: 8-day buckets).
-pub const STATE_FORMAT: u64 = 7;
+/// 6: follower history in time order; 7: 8-day buckets; 8: campaign rollups per local day
+/// of the project's zone).
+pub const STATE_FORMAT: u64 = 8;
 pub const DEAD_LETTERS: &str = "dead_letters";
 
 /// The engine's state file.
 pub struct Store {
     db: Database,
-    /// What queries derive from this file's state and keep between requests.
-    memos: Memos,
 }
 
 impl Store {
@@ -135,17 +133,12 @@ impl Store {
             }
         }
         txn.commit()?;
-        Ok(Store { db, memos: Memos::default() })
+        Ok(Store { db })
     }
 
     /// A consistent snapshot for readers; it never blocks or is blocked by a writer.
     pub fn read(&self) -> Result<ReadTransaction, StoreError> {
         Ok(self.db.begin_read()?)
-    }
-
-    /// What queries derive from this file's state and keep between requests.
-    pub fn memos(&self) -> &Memos {
-        &self.memos
     }
 
     /// Applies a batch atomically with its positions; returns nothing until durable.

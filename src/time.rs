@@ -1,8 +1,10 @@
 //! Time: local days in any zone, and the zone-free buckets aggregates are kept in.
 //!
-//! Aggregates are bucketed by UTC quarter-hours (and aligned multiples of them), never by a
+//! Aggregates are bucketed by UTC quarter-hours (and aligned multiples of them), not by a
 //! local calendar: every zone offset in use today is a multiple of 15 minutes, so any local
 //! day or hour, in any zone asked at read time, is an exact union of quarters (contract §3).
+//! Campaign rollups are the exception: only the project's zone reads them, so they are
+//! kept per local day of it ([`local_day`]) and rebuilt when the zone changes.
 
 use chrono::{DateTime, Datelike, NaiveDate, NaiveTime, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
@@ -32,9 +34,9 @@ impl Level {
     /// Finest first.
     pub const ALL: [Level; 5] = [Level::Quarter, Level::Hour, Level::Day, Level::Week, Level::Block];
 
-    /// The levels campaign rollups are kept at: whole UTC days and 32-day blocks. A
-    /// video in ~14 campaigns would otherwise cost 14 rows per fine level; a period's
-    /// partial days at its edges are read from the videos posted in them instead.
+    /// The levels campaign rollups are kept at: local days of the project's zone and
+    /// 32-day blocks of them ([`local_day`]). A video in ~14 campaigns would otherwise cost
+    /// 14 rows per fine level.
     pub const CAMPAIGN: [Level; 2] = [Level::Day, Level::Block];
 
     /// Width of one unit, in quarters (an hour; a UTC day; 8 and 32 UTC days).
@@ -102,16 +104,26 @@ pub fn runs(units: &[(Level, i64)]) -> Vec<(Level, i64, i64)> {
     out
 }
 
-/// Splits the quarter range `[start, end)` into whole UTC days, as aligned day and
-/// 32-day units, and the quarter ranges of the partial days left at its edges.
-pub fn split_days(start: i64, end: i64) -> (Units, Vec<(i64, i64)>) {
-    let day = Level::Day.quarters();
-    let (d0, d1) = (start.div_euclid(day) + i64::from(start.rem_euclid(day) != 0), end.div_euclid(day));
-    if d0 >= d1 {
-        return (Vec::new(), if start < end { vec![(start, end)] } else { Vec::new() });
-    }
-    let edges = [(start, d0 * day), (d1 * day, end)].into_iter().filter(|(a, b)| a < b).collect();
-    (decompose_in(&Level::CAMPAIGN, d0 * day, d1 * day), edges)
+/// The local day of `t` in `tz`, counted from 1970-01-01: campaign rollups are kept per
+/// local day (and 32-day block) of the project's zone, since campaign-leaderboard asks for
+/// no other zone. A day `d` is stored as the day unit `d` (its quarters numbered as if the
+/// zone were UTC), so [`unit_of`] gives its block as for any other day.
+pub fn local_day(tz: Tz, t: Instant) -> i64 {
+    i64::from(local_date(tz, t).to_epoch_days())
+}
+
+/// The local days `[from, to]` as aligned campaign units (day and 32-day units of
+/// [`local_day`] numbers).
+pub fn local_day_units(from: NaiveDate, to: NaiveDate) -> Units {
+    let day = |d: NaiveDate| i64::from(d.to_epoch_days()) * Level::Day.quarters();
+    decompose_in(&Level::CAMPAIGN, day(from), day(to) + Level::Day.quarters())
+}
+
+/// The local days of a campaign unit (`level`, `u`) in `tz`, as an instant range.
+pub fn local_unit_period(tz: Tz, level: Level, u: i64) -> Period {
+    let days = level.quarters() / Level::Day.quarters();
+    let date = |n: i64| i32::try_from(n).ok().and_then(NaiveDate::from_epoch_days).unwrap_or(NaiveDate::MAX);
+    Period::days(tz, Some(date(u * days)), Some(date((u + 1) * days - 1)))
 }
 
 /// How to read the quarters `[start, end)` so that every row read lies in one local hour
@@ -234,23 +246,25 @@ mod tests {
     }
 
     #[test]
-    fn split_days_covers_exactly_with_whole_days_inside() {
-        let day = Level::Day.quarters();
-        for (s, e) in [(0, 1), (5, 20000), (-3000, 7000), (96, 192), (95, 97), (10, 10), (20, 150), (-7, 96 * 40 + 3)] {
-            let (units, edges) = split_days(s, e);
-            let mut covered: Vec<(i64, i64)> = edges.clone();
-            for (l, u) in &units {
-                assert!(Level::CAMPAIGN.contains(l), "{l:?}");
-                covered.push((u * l.quarters(), (u + 1) * l.quarters()));
+    fn local_day_units_cover_the_days_and_their_instants() {
+        let d = |s| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        let ny: Tz = "America/New_York".parse().unwrap();
+        for (from, to) in [("2026-11-14", "2026-11-20"), ("1969-12-01", "1970-02-11"), ("2025-03-01", "2026-11-20")] {
+            let (from, to) = (d(from), d(to));
+            let units = local_day_units(from, to);
+            assert!(units.iter().all(|(l, _)| Level::CAMPAIGN.contains(l)));
+            // The units' periods, end to end, are the period of the days.
+            let periods: Vec<Period> = units.iter().map(|&(l, u)| local_unit_period(ny, l, u)).collect();
+            assert_eq!(periods[0].start, Period::days(ny, Some(from), None).start);
+            assert_eq!(periods.last().unwrap().end, Period::days(ny, None, Some(to)).end);
+            assert!(periods.windows(2).all(|w| w[0].end == w[1].start));
+            // Every instant's local day falls in the unit whose period holds it.
+            for &(l, u) in &units {
+                let p = local_unit_period(ny, l, u);
+                for t in [p.start.unwrap(), Instant { secs: p.end.unwrap().secs - 1, nanos: 0 }] {
+                    assert_eq!(unit_of(l, local_day(ny, t) * Level::Day.quarters()), u);
+                }
             }
-            covered.sort();
-            let mut at = s;
-            for (a, b) in covered {
-                assert_eq!(a, at, "{s}..{e}");
-                at = b;
-            }
-            assert_eq!(at, e.max(s));
-            assert!(edges.len() <= 2 && edges.iter().all(|(a, b)| b - a < 2 * day));
         }
     }
 

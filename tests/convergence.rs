@@ -318,9 +318,9 @@ proptest! {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
 
-    /// campaign-leaderboard reads what it derives from memberships from a memo the server
-    /// keeps between requests (`query::Memos`). Asked between transactions, on one server,
-    /// every answer must still be the reference's over the events applied so far.
+    /// campaign-leaderboard asked between transactions, on one server: every answer must
+    /// be the reference's over the events applied so far, whatever the project's zone was
+    /// when each video's rollups were written.
     #[test]
     fn campaign_answers_follow_every_transaction((_, a, _) in case(), batch in 1..6usize) {
         let store = TestStore::new();

@@ -28,10 +28,10 @@ impl Endpoint for CampaignLeaderboard {
         rtxn: &ReadTransaction,
         project: &ProjectView,
         params: &Params,
-        cx: &Context,
+        _cx: &Context,
     ) -> Result<Self::Data, ApiError> {
         let (from, to) = params.closed_range()?;
-        Ok(query::campaign_leaderboard(rtxn, project, from, to, cx.memos)?.into_iter().map(Into::into).collect())
+        Ok(query::campaign_leaderboard(rtxn, project, from, to)?.into_iter().map(Into::into).collect())
     }
 }
 

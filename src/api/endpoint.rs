@@ -16,14 +16,12 @@ use super::error::ApiError;
 use super::params::{Param, Params};
 use super::{AGGREGATE_BASE, AppState, campaigns, creators, videos};
 use crate::events::Instant;
-use crate::query::{Memos, ProjectView};
+use crate::query::ProjectView;
 
 /// What a request brings besides its snapshot, its project and its parameters.
-pub struct Context<'a> {
+pub struct Context {
     /// The current instant (contract §3).
     pub now: Instant,
-    /// What queries derive from the state and keep between requests.
-    pub memos: &'a Memos,
 }
 
 /// Named schemas the OpenAPI document must hold, as `utoipa` collects them.

@@ -9,14 +9,13 @@ mod campaigns;
 mod creators;
 mod videos;
 
-pub use campaigns::{CampaignRoots, campaign_leaderboard, member_overlap};
+pub use campaigns::{campaign_leaderboard, member_overlap};
 pub use creators::{creator_leaderboard, creator_scatter, goal_compliance, posting_consistency};
 pub use videos::{
     outliers, outliers_by_merge, outliers_in_period, posting_heatmap, video_leaderboard, view_distribution,
 };
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 
 use chrono::NaiveDate;
 use chrono_tz::Tz;
@@ -36,39 +35,6 @@ pub struct ProjectView {
     pub tz: Tz,
     /// Greatest `occurred_at` applied for the project.
     pub last_event_at: Option<Instant>,
-}
-
-/// What queries derive from the state and keep between requests. Each entry is keyed by
-/// the version of the rows it was derived from, as the snapshot of the request asking for
-/// it records them, so a request never gets one derived from other rows than its own.
-#[derive(Default)]
-pub struct Memos {
-    /// Project → ([`campaign_edits`](defs::campaign_edits) version, roots at it).
-    campaign_roots: Mutex<rustc_hash::FxHashMap<Id, (u64, Arc<CampaignRoots>)>>,
-}
-
-/// Projects whose memos are kept at once; past that, the memos start over.
-const MEMO_PROJECTS: usize = 256;
-
-impl Memos {
-    /// Which root campaigns a video of project `p` counts in, as `rtxn` holds them.
-    pub fn campaign_roots(&self, rtxn: &ReadTransaction, p: Id) -> Result<Arc<CampaignRoots>> {
-        let version = rtxn.open_table(defs::campaign_edits)?.get(p)?.map_or(0, |g| g.value());
-        let lock = || self.campaign_roots.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some((v, roots)) = lock().get(&p)
-            && *v == version
-        {
-            return Ok(roots.clone());
-        }
-        // Built without the lock: other projects' requests need not wait for it.
-        let roots = Arc::new(CampaignRoots::build(rtxn, p)?);
-        let mut memo = lock();
-        if memo.len() >= MEMO_PROJECTS {
-            memo.clear();
-        }
-        memo.insert(p, (version, roots.clone()));
-        Ok(roots)
-    }
 }
 
 /// Queries in progress in this process (the API holds an [`InProgress`] per answer).

@@ -129,7 +129,7 @@ pub fn set_campaign(t: &mut Tables, p: Id, stamp: Stamp, c: Id, name: Option<Str
     let now = name.is_some();
     let write = |t: &mut Tables| -> Result<()> {
         t.campaigns.insert((p, c), encode(&Reg { stamp, value: name }).as_slice())?;
-        t.pending.forget_roots(p);
+        t.pending.forget_roots();
         Ok(())
     };
     if was == now {
@@ -161,7 +161,7 @@ pub fn set_member(t: &mut Tables, p: Id, stamp: Stamp, c: Id, kind: ItemType, it
         } else {
             t.members_by_item.remove((p, kind as u8, item, c))?;
         }
-        t.pending.forget_roots(p);
+        t.pending.forget_roots();
         Ok(())
     };
     if was == member {

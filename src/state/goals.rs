@@ -47,10 +47,15 @@ pub struct CreatorGoals {
     dirty: bool,
 }
 
-/// The zone goal windows are computed in: the project's, or UTC while it has none (no
-/// answer reads a project without one).
-fn goal_zone(t: &Tables, p: Id) -> Result<Tz> {
-    Ok(zone_of(get_present::<_, ProjectInfo>(&t.projects, p)?.as_ref()))
+/// The project's zone, which goal windows and campaign units are in, or UTC while it has
+/// none (no answer reads a project without one).
+pub fn project_zone(t: &Tables, p: Id) -> Result<Tz> {
+    if let Some(&tz) = t.pending.zones.borrow().get(&p) {
+        return Ok(tz);
+    }
+    let tz = zone_of(get_present::<_, ProjectInfo>(&t.projects, p)?.as_ref());
+    t.pending.zones.borrow_mut().insert(p, tz);
+    Ok(tz)
 }
 
 fn zone_of(info: Option<&ProjectInfo>) -> Tz {
@@ -122,7 +127,7 @@ pub fn set_goal(t: &mut Tables, p: Id, stamp: Stamp, goal_id: Id, goal: Option<&
         t.goal_progress.remove((p, old.creator_id, goal_id))?;
     }
     if let Some(g) = goal {
-        let row = progress(t, p, goal_zone(t, p)?, g)?;
+        let row = progress(t, p, project_zone(t, p)?, g)?;
         let list = creator_goals(t, p, g.creator_id)?;
         list.goals.push((goal_id, row));
         list.dirty = true;
@@ -158,7 +163,7 @@ fn progress(t: &Tables, p: Id, zone: Tz, g: &Goal) -> Result<GoalProgress> {
 }
 
 /// Writes a project register; when that changes the project's zone, recomputes the
-/// window and progress of every goal of the project.
+/// window and progress of every goal of the project, and its campaign rollups.
 pub fn set_project(t: &mut Tables, p: Id, stamp: Stamp, info: Option<&ProjectInfo>) -> Result<()> {
     let old = get_reg::<_, ProjectInfo>(&t.projects, p)?;
     if old.as_ref().is_some_and(|r| r.stamp >= stamp) {
@@ -170,7 +175,10 @@ pub fn set_project(t: &mut Tables, p: Id, stamp: Stamp, info: Option<&ProjectInf
     if before == after {
         return Ok(());
     }
-    t.flush_goals()?;
+    // Rows already pending were placed in the old zone's days.
+    t.flush()?;
+    t.pending.zones.borrow_mut().insert(p, after);
+    super::videos::rebuild_campaign_units(t, p)?;
     let mut rows = Vec::new();
     for e in t.goals.range((p, ID_MIN)..=(p, ID_MAX))? {
         if let Some(g) = decode::<Reg<Goal>>(e?.1.value())?.value {

@@ -183,7 +183,7 @@ pub struct TableSize {
 }
 
 /// Tables that record how state was ingested rather than what it is.
-const BOOKKEEPING: [&str; 4] = ["positions", "dead_letters", "counters", "campaign_edits"];
+const BOOKKEEPING: [&str; 3] = ["positions", "dead_letters", "counters"];
 
 tables! {
     // ---- Registers (contract §2.3): bincode `Reg<T>` values -------------------------
@@ -258,7 +258,4 @@ tables! {
     dead_letters: (&'static str, u64) => Bytes;
     /// counter name → value.
     counters: &'static str => u64;
-    /// project → number of transactions that changed its campaigns or memberships: the
-    /// version queries key what they derive from those rows by (`query::Memos`).
-    campaign_edits: P => u64;
 }

@@ -4,7 +4,7 @@ use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::collections::hash_map::Entry;
 
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 
 use redb::ReadableTable;
 
@@ -12,7 +12,7 @@ use super::tables::{At, SumsRow, Tables};
 use super::top::TopList;
 use super::{ID_MAX, ID_MIN, Reg, Result, StateError, campaigns, encode, get_present, get_reg, goals};
 use crate::events::{Counts, CreatorSnapshot, Id, Instant, ItemType, Stamp, VideoSnapshot};
-use crate::time::{Level, quarter_of, unit_of, unit_start};
+use crate::time::{Level, local_day, local_unit_period, quarter_of, unit_of};
 
 /// The sortable count columns, as stored in `by_metric`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -246,6 +246,12 @@ fn contribute(t: &mut Tables, p: Id, f: &Facts, add: bool) -> Result<()> {
     contribute_to_campaigns(t, p, f, f.campaigns.iter(), add)
 }
 
+/// The first quarter of the campaign day unit of a video posted at `posted`: its local day
+/// in the project's zone ([`local_day`]).
+fn campaign_quarter(t: &Tables, p: Id, posted: Instant) -> Result<i64> {
+    Ok(local_day(goals::project_zone(t, p)?, posted) * Level::Day.quarters())
+}
+
 /// Adds (`add`) or retracts a visible video's contribution to the given root campaigns.
 fn contribute_to_campaigns<'a>(
     t: &mut Tables,
@@ -254,10 +260,13 @@ fn contribute_to_campaigns<'a>(
     roots: impl Iterator<Item = &'a Id> + Clone,
     add: bool,
 ) -> Result<()> {
+    if roots.clone().next().is_none() {
+        return Ok(());
+    }
     let c = &f.counts;
     let sums = Sums::of(c);
     let delta = if add { 1 } else { -1 };
-    let q = quarter_of(f.posted);
+    let q = campaign_quarter(t, p, f.posted)?;
     let rank = (!c.views, f.video);
     for level in Level::CAMPAIGN {
         let (l, u) = (level as u8, unit_of(level, q));
@@ -269,6 +278,33 @@ fn contribute_to_campaigns<'a>(
             *pending.campaign_creators.entry((p, root, l, u, f.creator)).or_default() += delta;
             let best = top_entry(&mut pending.campaign_best, &t.campaign_best, (p, root, l, u))?;
             if add { best.add(rank, n) } else { best.remove(rank) }
+        }
+    }
+    Ok(())
+}
+
+/// Recomputes project `p`'s campaign rollups from its visible videos, after its zone
+/// changed: their units are local days of that zone. Runs with nothing pending.
+pub fn rebuild_campaign_units(t: &mut Tables, p: Id) -> Result<()> {
+    let units = (p, ID_MIN, 0, i64::MIN)..=(p, ID_MAX, u8::MAX, i64::MAX);
+    t.campaign_buckets.retain_in(units.clone(), |_, _| false)?;
+    t.campaign_best.retain_in(units, |_, _| false)?;
+    let rows = (p, ID_MIN, 0, i64::MIN, ID_MIN)..=(p, ID_MAX, u8::MAX, i64::MAX, ID_MAX);
+    t.campaign_creators.retain_in(rows, |_, _| false)?;
+    // `by_posted` holds every visible video with its counts.
+    let mut visible = Vec::new();
+    for e in t.by_posted.range((p, i64::MIN, 0, ID_MIN)..=(p, i64::MAX, u32::MAX, ID_MAX))? {
+        let (k, v) = e?;
+        let (_, secs, nanos, video) = k.value();
+        let (creator, views, likes, comments, shares, saves) = v.value();
+        let counts = Counts { views, likes, comments, shares, saves };
+        visible.push((video, creator, Instant { secs, nanos }, counts));
+    }
+    for (video, creator, posted, counts) in visible {
+        let campaigns = campaigns::roots_of_video(t, p, video, creator)?;
+        if !campaigns.is_empty() {
+            let f = Facts { video, creator, posted, counts, campaigns };
+            contribute_to_campaigns(t, p, &f, f.campaigns.iter(), true)?;
         }
     }
     Ok(())
@@ -306,6 +342,10 @@ fn recount(t: &mut Tables, p: Id, old: &Facts, new: &Facts) -> Result<()> {
             *pending.hist.entry((p, l, u, new_cell)).or_default() += 1;
         }
     }
+    if new.campaigns.is_empty() {
+        return Ok(());
+    }
+    let q = campaign_quarter(t, p, new.posted)?;
     for level in Level::CAMPAIGN {
         let (l, u) = (level as u8, unit_of(level, q));
         for &root in &new.campaigns {
@@ -407,21 +447,20 @@ pub struct Pending {
     /// (project, creator) → root campaigns reached from the creator's memberships, valid
     /// until a membership or a campaign's visibility changes ([`Pending::forget_roots`]).
     pub(super) creator_roots: RefCell<FxHashMap<(Id, Id), BTreeSet<Id>>>,
-    /// Projects whose campaigns or memberships this batch changed: their
-    /// `campaign_edits` version goes up at flush.
-    campaigns_edited: FxHashSet<Id>,
     /// (project, creator) → whether the creator is tracked, kept in step by [`set_creator`].
     tracked: RefCell<FxHashMap<(Id, Id), bool>>,
+    /// Project → its zone, which campaign units are local days of; kept in step by
+    /// [`goals::set_project`].
+    pub(super) zones: RefCell<FxHashMap<Id, chrono_tz::Tz>>,
     /// (project, creator) → the creator's goals with their progress, loaded when first
     /// touched ([`super::goals`]).
     pub(super) goals: FxHashMap<(Id, Id), super::goals::CreatorGoals>,
 }
 
 impl Pending {
-    /// Drops cached campaign reachability: project `p`'s memberships or campaigns changed.
-    pub(super) fn forget_roots(&mut self, p: Id) {
+    /// Drops cached campaign reachability: memberships or campaigns changed.
+    pub(super) fn forget_roots(&mut self) {
         self.creator_roots.get_mut().clear();
-        self.campaigns_edited.insert(p);
     }
 }
 
@@ -591,10 +630,6 @@ impl Tables<'_> {
         }
         write_deltas(&mut self.pending.hist, &mut self.hist_cells)?;
         write_deltas(&mut self.pending.campaign_creators, &mut self.campaign_creators)?;
-        for p in std::mem::take(&mut self.pending.campaigns_edited) {
-            let version = self.campaign_edits.get(p)?.map_or(0, |g| g.value());
-            self.campaign_edits.insert(p, version + 1)?;
-        }
         self.flush_goals()
     }
 
@@ -624,9 +659,10 @@ impl Tables<'_> {
     /// The top list of a campaign unit, from the visible videos posted in the unit.
     fn rebuild_best(&self, (p, root, l, u): CampaignKey) -> Result<TopList> {
         let level = Level::CAMPAIGN.into_iter().find(|x| *x as u8 == l).expect("a campaign level");
-        let (start, end) = (unit_start(level, u), unit_start(level, u + 1));
+        let days = local_unit_period(goals::project_zone(self, p)?, level, u);
+        let (start, end) = (days.start.expect("a closed period"), days.end.expect("a closed period"));
         let mut members = Vec::new();
-        for e in self.by_posted.range((p, start.secs, 0, ID_MIN)..(p, end.secs, 0, ID_MIN))? {
+        for e in self.by_posted.range((p, start.secs, start.nanos, ID_MIN)..(p, end.secs, end.nanos, ID_MIN))? {
             let (k, v) = e?;
             let video = k.value().3;
             let (creator, views, ..) = v.value();
