@@ -6,7 +6,7 @@ use super::*;
 use crate::events::{GoalMetric, id_to_string};
 use crate::state::decode;
 use crate::state::goals::GoalProgress;
-use crate::state::tables::{CREATOR_POSTS, IdKey, PostsOf};
+use crate::state::tables::{IdKey, creator_posts_entries};
 use crate::time::{Period, local_date, local_hour_spans, unit_of, unit_start};
 
 /// Every tracked creator ranked by views in the period.
@@ -76,8 +76,8 @@ fn period_days(rtxn: &ReadTransaction, p: &ProjectView, r: &DateRange, now: Inst
     Ok(Some((to - from).num_days() + 1))
 }
 
-/// Posts per creator and local day, from hour and quarter-hour buckets that each lie in one
-/// local day of the effective zone.
+/// Posts per creator and local day, from the `creator_posts` rows of hour and quarter-hour
+/// units that each lie in one local day of the effective zone.
 ///
 /// The period is read in two halves split at the local midnight nearest its median post,
 /// at once when a core is idle ([`both`]): the rows are then read in about half the time.
@@ -89,7 +89,7 @@ pub fn posting_consistency(
     let period = Period::days(q.tz, q.range.from, q.range.to);
     let Some((lo, hi)) = posted_quarters(rtxn, p.id)? else { return Ok(Vec::new()) };
     let (s, e) = period.quarters(lo, hi);
-    let t = rtxn.open_table(CREATOR_POSTS)?;
+    let t = rtxn.open_table(defs::creator_posts)?;
     let middle = local_date(q.tz, unit_start(Level::Quarter, median_post_quarter(rtxn, p.id, s, e)?));
     let split = Period::days(q.tz, Some(middle), None).quarters(s, e).0;
     let (later, earlier) = both(|| days_posted(&t, p.id, q.tz, split, e), || days_posted(&t, p.id, q.tz, s, split));
@@ -182,7 +182,7 @@ type DaysPosted = (Vec<Id>, Vec<(u32, NaiveDate, u64)>);
 /// Posts per creator and local day over the quarters `[s, e)`, in time order: the creators
 /// as numbered when met, and an item (creator number, day, posts) for each creator and day.
 fn days_posted(
-    t: &redb::ReadOnlyTable<(IdKey, u8, i64, IdKey), PostsOf>,
+    t: &redb::ReadOnlyTable<(IdKey, u8, i64), &'static [u8]>,
     p: Id,
     tz: chrono_tz::Tz,
     s: i64,
@@ -204,38 +204,26 @@ fn days_posted(
         touched.clear();
     };
     for (level, a, b) in local_hour_spans(tz, s, e) {
-        let l = level as u8;
-        let mut unit_day: Option<(i64, NaiveDate)> = None;
-        for entry in t.range((p, l, a, ID_MIN)..(p, l, b, ID_MIN))? {
+        for entry in t.range((p, level as u8, a)..(p, level as u8, b))? {
             let (k, v) = entry?;
-            let (_, _, unit, creator) = k.value();
-            let posts = v.value();
-            if posts == 0 {
-                continue;
-            }
-            let day = match unit_day {
-                Some((u, d)) if u == unit => d,
-                _ => {
-                    let d = local_date(tz, unit_start(level, unit));
-                    unit_day = Some((unit, d));
-                    d
-                }
-            };
+            let day = local_date(tz, unit_start(level, k.value().2));
             if current != Some(day) {
                 if let Some(past) = current {
                     close_day(past, &mut touched, &mut slots);
                 }
                 current = Some(day);
             }
-            let n = *numbers.entry(creator).or_insert_with(|| {
-                ids.push(creator);
-                slots.push(0);
-                (ids.len() - 1) as u32
-            });
-            if slots[n as usize] == 0 {
-                touched.push(n);
+            for (creator, posts) in creator_posts_entries(v.value()) {
+                let n = *numbers.entry(creator).or_insert_with(|| {
+                    ids.push(creator);
+                    slots.push(0);
+                    (ids.len() - 1) as u32
+                });
+                if slots[n as usize] == 0 {
+                    touched.push(n);
+                }
+                slots[n as usize] += u64::from(posts);
             }
-            slots[n as usize] += posts;
         }
     }
     if let Some(past) = current {

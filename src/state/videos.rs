@@ -8,7 +8,7 @@ use rustc_hash::FxHashMap;
 
 use redb::ReadableTable;
 
-use super::tables::{At, SumsRow, Tables};
+use super::tables::{At, CREATOR_POSTS_ENTRY, SumsRow, Tables, creator_posts_entries};
 use super::top::TopList;
 use super::{ID_MAX, ID_MIN, Reg, Result, StateError, campaigns, encode, get_present, get_reg, goals};
 use crate::events::{Counts, CreatorSnapshot, Id, Instant, ItemType, Stamp, VideoSnapshot};
@@ -243,6 +243,9 @@ fn contribute(t: &mut Tables, p: Id, f: &Facts, add: bool) -> Result<()> {
         pending.creator.entry((p, l, u, f.creator)).or_default().add(&sums, delta);
         *pending.hist.entry((p, l, u, cell)).or_default() += delta;
     }
+    for level in [Level::Quarter, Level::Hour] {
+        *pending.creator_posts.entry((p, level as u8, unit_of(level, q), f.creator)).or_default() += delta;
+    }
     contribute_to_campaigns(t, p, f, f.campaigns.iter(), add)
 }
 
@@ -437,6 +440,7 @@ fn counts_row(creator: Id, c: &Counts) -> CountsRow {
 pub struct Pending {
     project: FxHashMap<(Id, u8, i64), SumsDelta>,
     creator: FxHashMap<(Id, u8, i64, Id), SumsDelta>,
+    creator_posts: FxHashMap<(Id, u8, i64, Id), i64>,
     campaign: FxHashMap<CampaignKey, Sums>,
     hist: FxHashMap<(Id, u8, i64, u64), i64>,
     campaign_creators: FxHashMap<(Id, Id, u8, i64, Id), i64>,
@@ -590,6 +594,60 @@ where
     Ok(())
 }
 
+/// Adds the pending changes of creators' posts to the `creator_posts` row of each unit:
+/// entries stay in creator id order, and an entry (a row) that reaches zero goes.
+fn write_creator_posts(
+    pending: &mut FxHashMap<(Id, u8, i64, Id), i64>,
+    table: &mut redb::Table<'_, (super::tables::IdKey, u8, i64), &'static [u8]>,
+) -> Result<()> {
+    let changes = sorted(pending);
+    for unit_changes in changes.chunk_by(|a, b| a.0.0 == b.0.0 && a.0.1 == b.0.1 && a.0.2 == b.0.2) {
+        let ((p, l, u, _), _) = unit_changes[0];
+        let old: Vec<(Id, u32)> = match table.get((p, l, u))? {
+            Some(row) => creator_posts_entries(row.value()).collect(),
+            None => Vec::new(),
+        };
+        let mut row = Vec::with_capacity((old.len() + unit_changes.len()) * CREATOR_POSTS_ENTRY);
+        let mut push = |creator: &Id, posts: i64| -> Result<()> {
+            if posts != 0 {
+                let posts = u32::try_from(posts).map_err(|_| underflow())?;
+                row.extend_from_slice(creator);
+                row.extend_from_slice(&posts.to_le_bytes());
+            }
+            Ok(())
+        };
+        // Merge the two lists in creator order.
+        let (mut i, mut j) = (0, 0);
+        while i < old.len() || j < unit_changes.len() {
+            let order = match (old.get(i), unit_changes.get(j)) {
+                (Some(a), Some(b)) => a.0.cmp(&b.0.3),
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, _) => std::cmp::Ordering::Greater,
+            };
+            match order {
+                std::cmp::Ordering::Equal => {
+                    push(&old[i].0, i64::from(old[i].1) + unit_changes[j].1)?;
+                    (i, j) = (i + 1, j + 1);
+                }
+                std::cmp::Ordering::Less => {
+                    push(&old[i].0, i64::from(old[i].1))?;
+                    i += 1;
+                }
+                std::cmp::Ordering::Greater => {
+                    push(&unit_changes[j].0.3, unit_changes[j].1)?;
+                    j += 1;
+                }
+            }
+        }
+        if row.is_empty() {
+            table.remove((p, l, u))?;
+        } else {
+            table.insert((p, l, u), row.as_slice())?;
+        }
+    }
+    Ok(())
+}
+
 /// Writes staged index rows: `Some` inserts, `None` removes.
 fn write_staged<K, V>(
     staged: &mut Staged<K::SelfType<'static>, V::SelfType<'static>>,
@@ -620,6 +678,7 @@ impl Tables<'_> {
         write_staged(&mut self.pending.by_metric, &mut self.by_metric)?;
         write_deltas(&mut self.pending.project, &mut self.project_buckets)?;
         write_deltas(&mut self.pending.creator, &mut self.creator_buckets)?;
+        write_creator_posts(&mut self.pending.creator_posts, &mut self.creator_posts)?;
         self.write_best()?;
         for (key, sums) in sorted(&mut self.pending.campaign) {
             if sums.posts > 0 {
