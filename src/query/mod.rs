@@ -23,7 +23,7 @@ use redb::{ReadTransaction, ReadableTable};
 use serde::Serialize;
 
 use crate::events::{Id, Instant};
-use crate::state::tables::IdKey;
+use crate::state::tables::{FollowerPoint, IdKey};
 use crate::state::{KeyInfo, ProjectInfo, Reg, Result, decode, defs, get_present};
 
 /// A visible project, as a request sees it.
@@ -322,7 +322,7 @@ pub fn engagement_rate(likes: u128, comments: u128, shares: u128, views: u128) -
 
 use crate::events::{CreatorSnapshot, VideoSnapshot};
 use crate::state::videos::Sums;
-use crate::time::{Level, Period, decompose, quarter_of, runs, unit_of};
+use crate::time::{Level, Period, QUARTER_SECS, decompose, quarter_of, runs, unit_of};
 
 pub(crate) use crate::state::{ID_MAX, ID_MIN};
 
@@ -455,19 +455,21 @@ fn utc_days(period: &Period) -> (i64, i64) {
 /// First and last follower count in the period of every creator with a point in it, read
 /// with one scan of the history in time order.
 pub fn follower_scan(rtxn: &ReadTransaction, p: Id, period: &Period) -> Result<rustc_hash::FxHashMap<Id, (u64, u64)>> {
-    let t = rtxn.open_table(defs::followers_by_time)?;
-    let start = period.start.map_or((i64::MIN, 0), |s| (s.secs, s.nanos));
-    let mut r = match period.end {
-        Some(e) => t.range((p, start.0, start.1, ID_MIN)..(p, e.secs, e.nanos, ID_MIN))?,
-        None => t.range((p, start.0, start.1, ID_MIN)..=(p, i64::MAX, u32::MAX, ID_MAX))?,
-    };
+    let t = rtxn.open_table(defs::follower_quarters)?;
+    let first = period.start.map_or(i64::MIN, quarter_of);
+    // The quarter of the last instant before the end.
+    let last = period
+        .end
+        .map_or(i64::MAX, |e| if e.nanos > 0 { quarter_of(e) } else { (e.secs - 1).div_euclid(QUARTER_SECS) });
     let mut out: rustc_hash::FxHashMap<Id, (u64, u64)> = Default::default();
-    r.try_for_each(|e| -> Result<()> {
+    for e in t.range((p, first)..=(p, last))? {
         let (k, v) = e?;
-        let n = v.value();
-        out.entry(k.value().3).and_modify(|(_, last)| *last = n).or_insert((n, n));
-        Ok(())
-    })?;
+        // Only a quarter at an edge can hold points outside the period.
+        for point in FollowerPoint::decode_row(k.value().1, v.value()).filter(|x| period.contains(x.at)) {
+            let n = point.follower_count;
+            out.entry(point.creator).and_modify(|(_, last)| *last = n).or_insert((n, n));
+        }
+    }
     Ok(out)
 }
 
@@ -642,6 +644,53 @@ mod tests {
                 found += usize::from(want.is_some());
             }
             assert!(found > 0, "step {step} found some");
+        }
+    }
+
+    /// Each creator's first and last count of the points in a period, whatever its bounds:
+    /// a quarter at an edge holds points on both sides of it.
+    #[test]
+    fn follower_scan_keeps_the_points_inside_the_period() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = redb::Database::create(dir.path().join("f.redb")).unwrap();
+        let (p, other) = ([1u8; 16], [2u8; 16]);
+        // Points every 7 minutes and 3 ns for 10 hours, cycling through 5 creators.
+        let points: Vec<FollowerPoint> = (0..86i64)
+            .map(|i| FollowerPoint {
+                at: Instant { secs: 1_700_000_100 + i * 420, nanos: (i * 3) as u32 },
+                creator: [i as u8 % 5; 16],
+                follower_count: 1000 + (i as u64 * 37) % 101,
+            })
+            .collect();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut t = txn.open_table(defs::follower_quarters).unwrap();
+            for chunk in points.chunk_by(|a, b| quarter_of(a.at) == quarter_of(b.at)) {
+                t.insert((p, quarter_of(chunk[0].at)), FollowerPoint::encode_row(chunk).as_slice()).unwrap();
+                t.insert((other, quarter_of(chunk[0].at)), FollowerPoint::encode_row(&chunk[..1]).as_slice()).unwrap();
+            }
+        }
+        txn.commit().unwrap();
+        let rtxn = db.begin_read().unwrap();
+        let at = |secs, nanos| Some(Instant { secs, nanos });
+        let t0 = 1_700_000_100;
+        let periods = [
+            Period::ALL,
+            Period { start: at(t0 + 421, 0), end: at(t0 + 8000, 0) },
+            Period { start: at(t0 + 420, 3), end: at(t0 + 7980, 57) },
+            Period { start: at(t0 + 420, 4), end: at(t0 + 7980, 58) },
+            Period { start: None, end: at(t0 + 900, 1) },
+            Period { start: at(t0 + 30_000, 0), end: None },
+            Period { start: at(t0, 0), end: at(t0 + 1, 0) },
+        ];
+        for period in periods {
+            let mut want: rustc_hash::FxHashMap<Id, (u64, u64)> = Default::default();
+            for x in points.iter().filter(|x| period.contains(x.at)) {
+                want.entry(x.creator)
+                    .and_modify(|e| e.1 = x.follower_count)
+                    .or_insert((x.follower_count, x.follower_count));
+            }
+            assert_eq!(follower_scan(&rtxn, p, &period).unwrap(), want, "{period:?}");
         }
     }
 }

@@ -82,6 +82,52 @@ pub fn creator_posts_entries(row: &[u8]) -> impl Iterator<Item = (crate::events:
     })
 }
 
+/// One point of the follower history, as kept in a [`defs::follower_quarters`] row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FollowerPoint {
+    pub at: crate::events::Instant,
+    pub creator: crate::events::Id,
+    pub follower_count: u64,
+}
+
+/// Bytes of a point in a row: seconds into the quarter (`u16`), nanoseconds (`u32`), the
+/// creator's id and the count (`u64`), little-endian.
+const FOLLOWER_POINT: usize = 30;
+
+impl FollowerPoint {
+    /// Order in a row: time, then creator.
+    pub fn key(&self) -> (crate::events::Instant, crate::events::Id) {
+        (self.at, self.creator)
+    }
+
+    /// The points of the row of quarter `q`, in time order.
+    pub fn decode_row(q: i64, row: &[u8]) -> impl Iterator<Item = FollowerPoint> + '_ {
+        let start = q * crate::time::QUARTER_SECS;
+        row.chunks_exact(FOLLOWER_POINT).map(move |e| {
+            let secs = start + i64::from(u16::from_le_bytes([e[0], e[1]]));
+            let nanos = u32::from_le_bytes(e[2..6].try_into().expect("4 bytes"));
+            FollowerPoint {
+                at: crate::events::Instant { secs, nanos },
+                creator: e[6..22].try_into().expect("16 bytes"),
+                follower_count: u64::from_le_bytes(e[22..30].try_into().expect("8 bytes")),
+            }
+        })
+    }
+
+    /// The row of points all in one quarter, given in time order.
+    pub fn encode_row(points: &[FollowerPoint]) -> Vec<u8> {
+        let mut row = Vec::with_capacity(points.len() * FOLLOWER_POINT);
+        for p in points {
+            let into_quarter = p.at.secs.rem_euclid(crate::time::QUARTER_SECS) as u16;
+            row.extend_from_slice(&into_quarter.to_le_bytes());
+            row.extend_from_slice(&p.at.nanos.to_le_bytes());
+            row.extend_from_slice(&p.creator);
+            row.extend_from_slice(&p.follower_count.to_le_bytes());
+        }
+        row
+    }
+}
+
 macro_rules! tables {
     ($($(#[$doc:meta])* $field:ident: $K:ty => $V:ty;)*) => {
         /// Table definitions, named after their field in [`Tables`].
@@ -186,9 +232,10 @@ tables! {
     videos_by_creator: (P, Id, Id) => ();
     /// (project, item_type, item, campaign) for every membership that is currently in.
     members_by_item: (P, u8, Id, Id) => ();
-    /// (project, occurred_at, creator) → follower_count: the follower history in time
-    /// order, for reading every creator's change over a short period in one scan.
-    followers_by_time: (P, i64, u32, Id) => u64;
+    /// (project, UTC quarter) → the follower history points in it, in time order
+    /// ([`FollowerPoint`]): for reading every creator's change over a short period in one
+    /// scan, of a row per quarter rather than one per point.
+    follower_quarters: (P, i64) => Bytes;
     /// (project, UTC day unit) → follower history points in it: how long that scan would be.
     follower_days: (P, i64) => u64;
     /// project → greatest occurred_at applied.
