@@ -95,8 +95,9 @@ pub const FORMAT: &str = "state_format";
 /// 32-day levels only, bounded top lists, creators in `by_posted`; 5: goal progress;
 /// 6: follower history in time order; 7: 8-day buckets; 8: campaign rollups per local day
 /// of the project's zone; 9: creators' posts per quarter and hour in one row per unit;
-/// 10: the follower history in time order as one row per quarter).
-pub const STATE_FORMAT: u64 = 10;
+/// 10: the follower history in time order as one row per quarter; 11: tracked creators'
+/// handles).
+pub const STATE_FORMAT: u64 = 11;
 pub const DEAD_LETTERS: &str = "dead_letters";
 
 /// The engine's state file.

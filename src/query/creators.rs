@@ -237,15 +237,15 @@ fn days_posted(
 /// The creators' sums and handles, and their follower deltas, are read at once when a core
 /// is idle ([`both`]): the answer then takes about the time of the longer of the two. Which
 /// way the deltas are read is decided before the creators are known, from an upper bound
-/// on them: every profile row of the project.
+/// on them: the project's tracked creators.
 pub fn creator_scatter(rtxn: &ReadTransaction, p: &ProjectView, range: &DateRange) -> Result<Vec<ScatterRow>> {
     let period = Period::days(p.tz, range.from, range.to);
-    let creators = rtxn.open_table(defs::creators)?;
+    let handles = rtxn.open_table(defs::creator_handles)?;
     let (listed, deltas) = both(
-        || listed_creators(rtxn, p.id, &period, &creators),
+        || listed_creators(rtxn, p.id, &period, &handles),
         || {
-            let profiles = creators.range((p.id, ID_MIN)..=(p.id, ID_MAX))?.count();
-            FollowerDeltas::new(rtxn, p.id, &period, profiles)
+            let tracked = handles.range((p.id, ID_MIN)..=(p.id, ID_MAX))?.count();
+            FollowerDeltas::new(rtxn, p.id, &period, tracked)
         },
     );
     let (listed, deltas) = (listed?, deltas?);
@@ -268,11 +268,11 @@ fn listed_creators(
     rtxn: &ReadTransaction,
     p: Id,
     period: &Period,
-    creators: &redb::ReadOnlyTable<(IdKey, IdKey), &'static [u8]>,
+    handles: &redb::ReadOnlyTable<(IdKey, IdKey), &'static str>,
 ) -> Result<Vec<(Id, Sums, String)>> {
     let mut listed: Vec<(Id, Sums)> = creator_sums(rtxn, p, period)?.into_iter().collect();
     listed.sort_unstable_by_key(|&(id, _)| id);
-    let mut handles = HandlesInOrder::new(creators, p)?;
+    let mut handles = HandlesInOrder::new(handles, p)?;
     listed.into_iter().map(|(id, s)| Ok((id, s, handles.get(id)?.ok_or_else(super::videos::missing)?))).collect()
 }
 

@@ -24,7 +24,7 @@ use serde::Serialize;
 
 use crate::events::{Id, Instant};
 use crate::state::tables::{FollowerPoint, IdKey};
-use crate::state::{KeyInfo, ProjectInfo, Reg, Result, decode, defs, get_present};
+use crate::state::{KeyInfo, ProjectInfo, Result, defs, get_present};
 
 /// A visible project, as a request sees it.
 #[derive(Clone, Debug)]
@@ -473,28 +473,21 @@ pub fn follower_scan(rtxn: &ReadTransaction, p: Id, period: &Period) -> Result<r
     Ok(out)
 }
 
-/// The first fields of a stored `CreatorSnapshot`, for reading a profile's handle without
-/// decoding the rest (bincode reads fields in order and leaves the trailing ones).
-#[derive(serde::Deserialize)]
-struct CreatorHandle {
-    _creator_id: Id,
-    tiktok_handle: String,
-}
-
-/// Handles of tracked creators asked for in id order. While the ids asked are dense among
-/// the project's profiles, it walks the profiles in one pass; past a gap of more than
-/// [`SCAN_ROWS_PER_CREATOR`] rows it seeks. (A lookup per creator descends the tree each
-/// time: for creator-scatter's 4,000 rows that was a quarter of the answer's time.)
+/// Handles of tracked creators asked for in id order, from `creator_handles`. While the
+/// ids asked are dense among the project's creators, it walks them in one pass; past a gap
+/// of more than [`SCAN_ROWS_PER_CREATOR`] rows it seeks. (A lookup per creator descends
+/// the tree each time: for creator-scatter's 4,000 rows that was a quarter of the answer's
+/// time.)
 pub(crate) struct HandlesInOrder<'t> {
-    table: &'t redb::ReadOnlyTable<(IdKey, IdKey), &'static [u8]>,
+    table: &'t redb::ReadOnlyTable<(IdKey, IdKey), &'static str>,
     p: Id,
-    rows: redb::Range<'t, (IdKey, IdKey), &'static [u8]>,
+    rows: redb::Range<'t, (IdKey, IdKey), &'static str>,
     /// The first row the walk has not passed yet.
-    next: Option<(Id, redb::AccessGuard<'t, &'static [u8]>)>,
+    next: Option<(Id, redb::AccessGuard<'t, &'static str>)>,
 }
 
 impl<'t> HandlesInOrder<'t> {
-    pub(crate) fn new(table: &'t redb::ReadOnlyTable<(IdKey, IdKey), &'static [u8]>, p: Id) -> Result<Self> {
+    pub(crate) fn new(table: &'t redb::ReadOnlyTable<(IdKey, IdKey), &'static str>, p: Id) -> Result<Self> {
         Ok(HandlesInOrder { table, p, rows: table.range((p, ID_MIN)..=(p, ID_MAX))?, next: None })
     }
 
@@ -504,8 +497,8 @@ impl<'t> HandlesInOrder<'t> {
         loop {
             match &self.next {
                 Some((id, _)) if *id == c => {
-                    let (_, reg) = self.next.take().expect("matched above");
-                    return Ok(decode::<Reg<CreatorHandle>>(reg.value())?.value.map(|h| h.tiktok_handle));
+                    let (_, handle) = self.next.take().expect("matched above");
+                    return Ok(Some(handle.value().to_owned()));
                 }
                 Some((id, _)) if *id > c => return Ok(None),
                 _ if passed > SCAN_ROWS_PER_CREATOR => {
@@ -579,7 +572,7 @@ mod tests {
 
     use super::*;
     use crate::events::{CreatorSnapshot, Stamp};
-    use crate::state::encode;
+    use crate::state::{Reg, encode};
 
     /// With other queries in progress, both halves run on the caller's thread, in order.
     #[test]
@@ -622,21 +615,28 @@ mod tests {
         };
         let txn = db.begin_write().unwrap();
         {
+            // As ingestion writes them: a handle for each present profile.
             let mut t = txn.open_table(defs::creators).unwrap();
+            let mut h = txn.open_table(defs::creator_handles).unwrap();
             let stamp = Stamp { at: Instant { secs: 0, nanos: 0 }, event_id: [0; 16] };
             // Even ids only (odd ones stay unknown); every seventh profile removed.
             for i in 0..300u16 {
                 let value = (i % 7 != 3).then(|| profile(id(2 * i), format!("h{i}")));
+                if let Some(v) = &value {
+                    h.insert((p, id(2 * i)), v.tiktok_handle.as_str()).unwrap();
+                }
                 t.insert((p, id(2 * i)), encode(&Reg { stamp, value }).as_slice()).unwrap();
             }
             let far = Some(profile(ID_MIN, "other project".into()));
             t.insert((other, ID_MIN), encode(&Reg { stamp, value: far }).as_slice()).unwrap();
+            h.insert((other, ID_MIN), "other project").unwrap();
         }
         txn.commit().unwrap();
         let rtxn = db.begin_read().unwrap();
         let t = rtxn.open_table(defs::creators).unwrap();
+        let h = rtxn.open_table(defs::creator_handles).unwrap();
         for step in [1usize, 2, 3, 17, 40, 299] {
-            let mut handles = HandlesInOrder::new(&t, p).unwrap();
+            let mut handles = HandlesInOrder::new(&h, p).unwrap();
             let mut found = 0;
             for raw in (0..620u16).step_by(step) {
                 let want = get_present::<_, CreatorSnapshot>(&t, (p, id(raw))).unwrap().map(|s| s.tiktok_handle);

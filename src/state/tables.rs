@@ -228,6 +228,9 @@ tables! {
     // ---- Indexes over registers -----------------------------------------------------
     /// (sha256, key_id) of every present API key.
     key_hashes: (KeyHash, Id) => ();
+    /// (project, creator) → `tiktok_handle` of every tracked creator: handles listed in id
+    /// order without decoding whole profiles.
+    creator_handles: (P, Id) => &'static str;
     /// (project, creator, video) of every present video record, tracked creator or not.
     videos_by_creator: (P, Id, Id) => ();
     /// (project, item_type, item, campaign) for every membership that is currently in.

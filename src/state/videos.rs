@@ -904,6 +904,10 @@ pub fn set_creator(t: &mut Tables, p: Id, stamp: Stamp, creator: Id, snap: Optio
     let now = snap.is_some();
     let write = |t: &mut Tables| -> Result<()> {
         t.creators.insert((p, creator), encode(&Reg { stamp, value: snap }).as_slice())?;
+        match snap {
+            Some(s) => t.creator_handles.insert((p, creator), s.tiktok_handle.as_str())?,
+            None => t.creator_handles.remove((p, creator))?,
+        };
         t.pending.tracked.get_mut().insert((p, creator), snap.is_some());
         Ok(())
     };
