@@ -252,7 +252,7 @@ pub fn creator_scatter(rtxn: &ReadTransaction, p: &ProjectView, range: &DateRang
     let mut rows = Vec::with_capacity(listed.len());
     for (id, s, tiktok_handle) in listed {
         rows.push(ScatterRow {
-            creator_id: id_to_string(&id),
+            creator_id: uuid::Uuid::from_bytes(id),
             tiktok_handle,
             follower_delta: deltas.of(p.id, id)?,
             engagement_rate: engagement_rate(s.likes, s.comments, s.shares, s.views),

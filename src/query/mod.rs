@@ -264,7 +264,7 @@ pub struct ConsistencyRow {
 /// One item of `creator-scatter`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ScatterRow {
-    pub creator_id: String,
+    pub creator_id: uuid::Uuid,
     pub tiktok_handle: String,
     pub follower_delta: i64,
     pub engagement_rate: f64,
