@@ -133,8 +133,8 @@ pub fn apply(t: &mut Tables, ev: &Event) -> Result<()> {
 }
 
 /// Writes a follower history point, and its copies in time order and in the day counts.
-/// A point's quarter row is rewritten whole: it holds about a hundred points at most at
-/// scale L, and points come 50 times less often than scrapes.
+/// A point's quarter row is rewritten whole: the busiest day at scale L averages about a
+/// hundred points a quarter, and points come 50 times less often than scrapes.
 fn set_follower_point(t: &mut Tables, p: Id, stamp: Stamp, creator: Id, count: u64) -> Result<()> {
     let key = (p, creator, stamp.at.secs, stamp.at.nanos);
     let old = get_reg::<_, u64>(&t.followers, key)?;
