@@ -322,7 +322,7 @@ pub fn engagement_rate(likes: u128, comments: u128, shares: u128, views: u128) -
 
 use crate::events::{CreatorSnapshot, VideoSnapshot};
 use crate::state::videos::Sums;
-use crate::time::{Level, Period, QUARTER_SECS, decompose, quarter_of, runs, unit_of};
+use crate::time::{Level, Period, decompose, quarter_of, runs, unit_of};
 
 pub(crate) use crate::state::{ID_MAX, ID_MIN};
 
@@ -456,13 +456,9 @@ fn utc_days(period: &Period) -> (i64, i64) {
 /// with one scan of the history in time order.
 pub fn follower_scan(rtxn: &ReadTransaction, p: Id, period: &Period) -> Result<rustc_hash::FxHashMap<Id, (u64, u64)>> {
     let t = rtxn.open_table(defs::follower_quarters)?;
-    let first = period.start.map_or(i64::MIN, quarter_of);
-    // The quarter of the last instant before the end.
-    let last = period
-        .end
-        .map_or(i64::MAX, |e| if e.nanos > 0 { quarter_of(e) } else { (e.secs - 1).div_euclid(QUARTER_SECS) });
+    let (first, end) = period.quarters(i64::MIN, i64::MAX);
     let mut out: rustc_hash::FxHashMap<Id, (u64, u64)> = Default::default();
-    for e in t.range((p, first)..=(p, last))? {
+    for e in t.range((p, first)..(p, end))? {
         let (k, v) = e?;
         // Only a quarter at an edge can hold points outside the period.
         for point in FollowerPoint::decode_row(k.value().1, v.value()).filter(|x| period.contains(x.at)) {
