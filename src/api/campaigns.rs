@@ -4,9 +4,10 @@ use redb::ReadTransaction;
 use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::Schema;
 
-use super::endpoint::{Context, Endpoint, Schemas, list_of, mirror};
+use super::endpoint::{Endpoint, Schemas, list_of, mirror};
 use super::error::ApiError;
 use super::params::{FROM_REQUIRED, Kind, PROJECT_ID, Param, Params, TO_REQUIRED};
+use crate::events::Instant;
 use crate::query::{self, Dimension, ProjectView};
 
 pub struct CampaignLeaderboard;
@@ -28,7 +29,7 @@ impl Endpoint for CampaignLeaderboard {
         rtxn: &ReadTransaction,
         project: &ProjectView,
         params: &Params,
-        _cx: &Context,
+        _now: Instant,
     ) -> Result<Self::Data, ApiError> {
         let (from, to) = params.closed_range()?;
         Ok(query::campaign_leaderboard(rtxn, project, from, to)?.into_iter().map(Into::into).collect())
@@ -86,7 +87,7 @@ impl Endpoint for MemberOverlap {
         rtxn: &ReadTransaction,
         project: &ProjectView,
         params: &Params,
-        _cx: &Context,
+        _now: Instant,
     ) -> Result<Self::Data, ApiError> {
         let name = params.choice(DIMENSION.name)?;
         let dimension = DIMENSIONS

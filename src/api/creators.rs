@@ -7,9 +7,10 @@ use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::Schema;
 use uuid::Uuid;
 
-use super::endpoint::{Context, Endpoint, Schemas, iso_date, iso_date_bytes, list_of, mirror, named};
+use super::endpoint::{Endpoint, Schemas, iso_date, iso_date_bytes, list_of, mirror, named};
 use super::error::ApiError;
 use super::params::{FROM, FROM_REQUIRED, LIMIT, OFFSET, PROJECT_ID, Param, Params, TO, TO_REQUIRED, TZ, limit};
+use crate::events::Instant;
 use crate::query::{self, ProjectView};
 
 pub struct CreatorLeaderboard;
@@ -31,14 +32,14 @@ impl Endpoint for CreatorLeaderboard {
         rtxn: &ReadTransaction,
         project: &ProjectView,
         params: &Params,
-        cx: &Context,
+        now: Instant,
     ) -> Result<Self::Data, ApiError> {
         let q = query::CreatorLeaderboardParams {
             range: params.range(),
             limit: params.int(LIMIT)?,
             offset: params.int(OFFSET.name)?,
         };
-        Ok(query::creator_leaderboard(rtxn, project, &q, cx.now)?.into_iter().map(Into::into).collect())
+        Ok(query::creator_leaderboard(rtxn, project, &q, now)?.into_iter().map(Into::into).collect())
     }
 }
 
@@ -85,7 +86,7 @@ impl Endpoint for PostingConsistency {
         rtxn: &ReadTransaction,
         project: &ProjectView,
         params: &Params,
-        _cx: &Context,
+        _now: Instant,
     ) -> Result<Self::Data, ApiError> {
         let q = query::ConsistencyParams { range: params.range(), tz: params.tz().unwrap_or(project.tz) };
         Ok(query::posting_consistency(rtxn, project, &q)?.into_iter().map(Into::into).collect())
@@ -162,7 +163,7 @@ impl Endpoint for CreatorScatter {
         rtxn: &ReadTransaction,
         project: &ProjectView,
         params: &Params,
-        _cx: &Context,
+        _now: Instant,
     ) -> Result<Self::Data, ApiError> {
         Ok(query::creator_scatter(rtxn, project, &params.range())?.into_iter().map(Into::into).collect())
     }
@@ -226,9 +227,9 @@ impl Endpoint for GoalCompliance {
         rtxn: &ReadTransaction,
         project: &ProjectView,
         _params: &Params,
-        cx: &Context,
+        now: Instant,
     ) -> Result<Self::Data, ApiError> {
-        Ok(query::goal_compliance(rtxn, project, cx.now)?.into())
+        Ok(query::goal_compliance(rtxn, project, now)?.into())
     }
 }
 

@@ -18,12 +18,6 @@ use super::{AGGREGATE_BASE, AppState, campaigns, creators, videos};
 use crate::events::Instant;
 use crate::query::ProjectView;
 
-/// What a request brings besides its snapshot, its project and its parameters.
-pub struct Context {
-    /// The current instant (contract §3).
-    pub now: Instant,
-}
-
 /// Named schemas the OpenAPI document must hold, as `utoipa` collects them.
 pub type Schemas = Vec<(String, RefOr<Schema>)>;
 
@@ -48,7 +42,7 @@ pub trait Endpoint: 'static {
         rtxn: &ReadTransaction,
         project: &ProjectView,
         params: &Params,
-        cx: &Context,
+        now: Instant,
     ) -> Result<Self::Data, ApiError>;
 
     /// Appends [`Self::Data`] as JSON. serde's form, unless an endpoint whose answers run to

@@ -163,7 +163,7 @@ async fn handle<E: endpoint::Endpoint>(
         let orgs = credential.orgs(&rtxn, now)?;
         let params = params::parse(raw.as_deref(), E::PARAMS)?;
         let project = readable_project(&rtxn, params.project_id()?, &orgs)?;
-        let data = E::run(&rtxn, &project, &params, &endpoint::Context { now })?;
+        let data = E::run(&rtxn, &project, &params, now)?;
         let meta = Meta {
             project_id: id_to_string(&project.id),
             last_event_at: project.last_event_at.map(Instant::to_rfc3339),

@@ -5,9 +5,10 @@ use redb::ReadTransaction;
 use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::Schema;
 
-use super::endpoint::{Context, Endpoint, Schemas, list_of, mirror, named};
+use super::endpoint::{Endpoint, Schemas, list_of, mirror, named};
 use super::error::ApiError;
 use super::params::{FROM, FROM_REQUIRED, Kind, LIMIT, OFFSET, PROJECT_ID, Param, Params, TO, TO_REQUIRED, TZ, limit};
+use crate::events::Instant;
 use crate::query::{self, ProjectView, VideoOrder};
 
 /// `order` values and their sort column.
@@ -56,7 +57,7 @@ impl Endpoint for VideoLeaderboard {
         rtxn: &ReadTransaction,
         project: &ProjectView,
         params: &Params,
-        _cx: &Context,
+        _now: Instant,
     ) -> Result<Self::Data, ApiError> {
         let order = params.choice(ORDER.name)?;
         let order = ORDERS
@@ -117,7 +118,7 @@ impl Endpoint for PostingHeatmap {
         rtxn: &ReadTransaction,
         project: &ProjectView,
         params: &Params,
-        _cx: &Context,
+        _now: Instant,
     ) -> Result<Self::Data, ApiError> {
         let q = query::HeatmapParams { range: params.range(), tz: params.tz().unwrap_or(project.tz) };
         Ok(query::posting_heatmap(rtxn, project, &q)?.into_iter().map(Into::into).collect())
@@ -164,7 +165,7 @@ impl Endpoint for ViewDistribution {
         rtxn: &ReadTransaction,
         project: &ProjectView,
         params: &Params,
-        _cx: &Context,
+        _now: Instant,
     ) -> Result<Self::Data, ApiError> {
         let bin_count = params.int(BIN_COUNT.name)?;
         let bin_count = u32::try_from(bin_count).map_err(ApiError::internal)?;
@@ -238,7 +239,7 @@ impl Endpoint for Outliers {
         rtxn: &ReadTransaction,
         project: &ProjectView,
         params: &Params,
-        _cx: &Context,
+        _now: Instant,
     ) -> Result<Self::Data, ApiError> {
         let q = query::OutliersParams {
             range: params.range(),
