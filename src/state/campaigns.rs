@@ -70,26 +70,16 @@ pub fn roots_of_video(t: &Tables, p: Id, video: Id, creator: Id) -> Result<BTree
     Ok(roots)
 }
 
+/// The campaigns in `start` and every campaign reachable up from a visible one of them.
 fn reach_up(t: &Tables, p: Id, start: Vec<Id>) -> Result<BTreeSet<Id>> {
-    reach_up_in(&t.members_by_item, &t.campaigns, p, start)
-}
-
-/// The campaigns in `start` and every campaign reachable up from a visible one of them,
-/// given the `members_by_item` and `campaigns` tables.
-pub fn reach_up_in(
-    members_by_item: &impl ReadableTable<(IdKey, u8, IdKey, IdKey), ()>,
-    campaigns: &impl ReadableTable<(IdKey, IdKey), &'static [u8]>,
-    p: Id,
-    start: Vec<Id>,
-) -> Result<BTreeSet<Id>> {
     let mut seen: BTreeSet<Id> = start.into_iter().collect();
     let mut queue: VecDeque<Id> = seen.iter().copied().collect();
     while let Some(c) = queue.pop_front() {
         // A nested campaign passes its videos up only while it is visible.
-        if !campaign_visible(campaigns, p, c)? {
+        if !campaign_visible(&t.campaigns, p, c)? {
             continue;
         }
-        for parent in containing(members_by_item, p, ItemType::Campaign, c)? {
+        for parent in containing(&t.members_by_item, p, ItemType::Campaign, c)? {
             if seen.insert(parent) {
                 queue.push_back(parent);
             }
