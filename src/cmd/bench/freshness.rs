@@ -7,13 +7,19 @@
 //! (paced; the log starts over when it ends), and the measurer.
 //!
 //! The measurer owns a probe project (its own org, API key, creator and one video). Every
-//! `--probe-interval` it produces a `video.scraped` of the probe video whose `view_count`
-//! is the probe's number, then asks `video-leaderboard` for the project over loopback,
-//! again and again, until that count shows. The time from handing the probe to the Kafka
-//! client (the producer of `goatview produce`, so `linger.ms=20` is included) to the
-//! first answer showing it goes to an HDR histogram. One probe is in flight at a time;
-//! a probe slower than the interval delays the next one.
+//! `--probe-interval`, on a fixed schedule, it produces a `video.scraped` of the probe
+//! video whose `view_count` is the probe's number; meanwhile it asks `video-leaderboard`
+//! for the project over loopback, again and again. The probe video's events share one
+//! partition and their counts only grow, so an answer showing count `n` shows every probe
+//! up to `n`. The time from handing a probe to the Kafka client (the producer of
+//! `goatview produce`, so `linger.ms=20` is included) to the first answer showing it goes
+//! to an HDR histogram.
+//!
+//! Probes do not wait for each other: a slow period gets as many probes as a fast one, so
+//! the percentiles are not biased toward the fast periods (coordinated omission). When the
+//! measuring time ends, probes in flight are still waited for, under the same load.
 
+use std::collections::VecDeque;
 use std::io::BufRead;
 use std::path::Path;
 use std::sync::Arc;
@@ -95,6 +101,45 @@ pub fn windows(samples: &[(f64, u64, u64)], width: f64) -> Vec<Window> {
             }
         })
         .collect()
+}
+
+/// Probes produced and not yet seen, oldest first, with when each was produced.
+#[derive(Debug)]
+pub struct InFlight<T> {
+    probes: VecDeque<(u64, T)>,
+}
+
+impl<T> Default for InFlight<T> {
+    fn default() -> Self {
+        InFlight { probes: VecDeque::new() }
+    }
+}
+
+impl<T: Copy + PartialOrd> InFlight<T> {
+    pub fn produced(&mut self, n: u64, at: T) {
+        self.probes.push_back((n, at));
+    }
+
+    /// An answer showed count `seen`: removes every probe up to it and returns when each
+    /// was produced.
+    pub fn seen(&mut self, seen: u64) -> Vec<T> {
+        let k = self.probes.iter().take_while(|(n, _)| *n <= seen).count();
+        self.probes.drain(..k).map(|(_, at)| at).collect()
+    }
+
+    /// Removes the probes produced before `cutoff` (lost); returns how many.
+    pub fn expire(&mut self, cutoff: T) -> usize {
+        let k = self.probes.iter().take_while(|(_, at)| *at < cutoff).count();
+        self.probes.drain(..k).count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.probes.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.probes.len()
+    }
 }
 
 /// The probe project: ids, the API key and the events that set it up.
@@ -375,64 +420,65 @@ async fn measure(
     let (mut n, mut lost, mut polls, mut errors) = (0u64, 0u64, 0u64, 0u64);
     let mut first_error: Option<String> = None;
     let mut max_stats_lag = 0u64;
+    let mut in_flight = InFlight::default();
     let interval = Duration::from_secs_f64(args.probe_interval.max(1) as f64 / 1000.0);
     let started = WallClock::now();
     let end = started + Duration::from_secs_f64(args.duration.max(0.0));
     let mut next = started;
     let bar = indicatif::ProgressBar::new(args.duration.max(0.0) as u64)
         .with_style(indicatif::ProgressStyle::with_template("measuring [{bar:40}] {pos}/{len}s {msg}").expect("valid"));
-    while WallClock::now() < end {
-        tokio::time::sleep_until(next.into()).await;
-        n += 1;
-        let event = probe.scrape(n);
-        let produced = WallClock::now();
-        produce_one(&probes, t, &event)?;
-        loop {
-            polls += 1;
-            let answer = conn.get(&target, &path).await;
-            let seen = match answer {
-                Ok((r, _)) if r.status == 200 => leaderboard_views(&r.body),
-                Ok((r, _)) => {
-                    errors += 1;
-                    first_error
-                        .get_or_insert_with(|| format!("HTTP {}: {}", r.status, String::from_utf8_lossy(&r.body)));
-                    None
-                }
-                Err(e) => {
-                    errors += 1;
-                    first_error.get_or_insert_with(|| e.to_string());
-                    conn = Conn::connect(&target.authority).await?;
-                    None
-                }
-            };
-            if seen.is_some_and(|v| v >= n) {
-                let micros = produced.elapsed().as_micros().max(1) as u64;
+    loop {
+        let now = WallClock::now();
+        let probing = now < end;
+        if !probing && in_flight.is_empty() {
+            break;
+        }
+        // Every probe due by now, on the schedule, however long the last answer took.
+        while probing && next <= now {
+            n += 1;
+            produce_one(&probes, t, &probe.scrape(n))?;
+            in_flight.produced(n, WallClock::now());
+            next += interval;
+        }
+        polls += 1;
+        let seen = match conn.get(&target, &path).await {
+            Ok((r, _)) if r.status == 200 => leaderboard_views(&r.body),
+            Ok((r, _)) => {
+                errors += 1;
+                first_error.get_or_insert_with(|| format!("HTTP {}: {}", r.status, String::from_utf8_lossy(&r.body)));
+                None
+            }
+            Err(e) => {
+                errors += 1;
+                first_error.get_or_insert_with(|| e.to_string());
+                conn = Conn::connect(&target.authority).await?;
+                None
+            }
+        };
+        if let Some(seen) = seen {
+            let answered = WallClock::now();
+            for produced in in_flight.seen(seen) {
+                let micros = answered.duration_since(produced).as_micros().max(1) as u64;
                 let _ = hist.record(micros.min(hist.high()));
                 let at = produced.duration_since(started).as_secs_f64();
                 samples.push((at, micros, stats.lag.load(Ordering::Relaxed)));
-                break;
             }
-            if produced.elapsed() > PROBE_TIMEOUT {
-                lost += 1;
-                break;
-            }
-            tokio::time::sleep(POLL_PAUSE).await;
+        }
+        if let Some(cutoff) = WallClock::now().checked_sub(PROBE_TIMEOUT) {
+            lost += in_flight.expire(cutoff) as u64;
         }
         max_stats_lag = max_stats_lag.max(stats.lag.load(Ordering::Relaxed));
-        bar.set_position(started.elapsed().as_secs());
+        bar.set_position(started.elapsed().as_secs().min(args.duration.max(0.0) as u64));
         bar.set_message(format!(
-            "{n} probes, p50 {:.1} ms, {} events sent",
+            "{n} probes ({} in flight), p50 {:.1} ms, {} events sent",
+            in_flight.len(),
             hist.value_at_quantile(0.5) as f64 / 1000.0,
             sent.load(Ordering::Relaxed)
         ));
-        next += interval;
-        let now = WallClock::now();
-        if next < now {
-            next = now;
-        }
+        tokio::time::sleep(POLL_PAUSE).await;
     }
     bar.finish_and_clear();
-    let measured = started.elapsed().as_secs_f64();
+    let measured = end.duration_since(started).as_secs_f64();
     stop.store(true, Ordering::Relaxed);
     let load = tokio::task::spawn_blocking(move || load.join())
         .await?
@@ -461,8 +507,8 @@ async fn measure(
         if load.failed > 0 { format!(", {} NOT DELIVERED", load.failed) } else { String::new() }
     );
     println!(
-        "probes:    {n} in {measured:.1}s every {} ms: {} visible, {lost} lost (not visible within {}s); \
-         {polls} polls of video-leaderboard, {errors} errors",
+        "probes:    {n} in {measured:.1}s, one every {} ms (not waiting for each other): {} visible, {lost} lost \
+         (not visible within {}s); {polls} polls of video-leaderboard, {errors} errors",
         args.probe_interval,
         hist.len(),
         PROBE_TIMEOUT.as_secs()
@@ -563,6 +609,24 @@ mod tests {
         // Nearest rank: the median of two is the smaller.
         assert_eq!(windows(&[(1.0, 10, 0), (2.0, 20, 0)], 10.0)[0].p50_us, 10);
         assert!(windows(&[], 10.0).is_empty());
+    }
+
+    #[test]
+    fn a_count_seen_shows_every_probe_up_to_it() {
+        let mut f = InFlight::default();
+        for (n, at) in [(1, 10), (2, 20), (3, 30), (4, 40)] {
+            f.produced(n, at);
+        }
+        assert_eq!(f.seen(0), Vec::<i32>::new());
+        // Probe 2's count shows probe 1 too: it was applied before it, or superseded by it.
+        assert_eq!(f.seen(2), vec![10, 20]);
+        assert_eq!(f.seen(2), Vec::<i32>::new(), "each probe is counted once");
+        assert_eq!(f.len(), 2);
+        // Probes produced before the cutoff are lost; later ones still wait.
+        assert_eq!(f.expire(35), 1);
+        assert_eq!(f.seen(9), vec![40]);
+        assert!(f.is_empty());
+        assert_eq!(f.expire(100), 0);
     }
 
     #[test]

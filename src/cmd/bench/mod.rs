@@ -146,8 +146,8 @@ pub struct FreshnessArgs {
     #[arg(long, env = "GOATVIEW_BENCH_RATE", default_value_t = 20_000.0)]
     pub rate: f64,
 
-    /// Milliseconds between two probes (one probe is in flight at a time, so a slow one
-    /// delays the next).
+    /// Milliseconds between two probes, on a fixed schedule: a probe does not wait for the
+    /// one before it to become visible.
     #[arg(long, env = "GOATVIEW_BENCH_PROBE_INTERVAL", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
     pub probe_interval: u64,
 
