@@ -7,8 +7,7 @@ use rustc_hash::FxHashMap;
 
 use super::*;
 use crate::events::{ItemType, id_to_string};
-use crate::state::campaigns::containing;
-use crate::state::tables::{IdKey, SumsRow};
+use crate::state::tables::{IdKey, SumsRow, overlap_entries};
 use crate::state::top;
 use crate::state::videos::Sums;
 use crate::state::{Reg, decode};
@@ -136,7 +135,6 @@ pub fn member_overlap(rtxn: &ReadTransaction, p: &ProjectView, dim: Dimension) -
     };
     let d = kind as u8;
     let rank_t = rtxn.open_table(defs::overlap_rank)?;
-    let members = rtxn.open_table(defs::members_by_item)?;
     let creators = rtxn.open_table(defs::creators)?;
     let videos = rtxn.open_table(defs::videos)?;
     // The visible campaigns in answer order (name, then id), read with one scan: the 50
@@ -150,9 +148,10 @@ pub fn member_overlap(rtxn: &ReadTransaction, p: &ProjectView, dim: Dimension) -
     let mut rows = Vec::new();
     let mut held: Vec<usize> = Vec::new();
     for e in rank_t.range((p.id, d, 0, ID_MIN)..=(p.id, d, u64::MAX, ID_MAX))?.take(OVERLAP_ROWS) {
-        let (_, _, _, entity) = e?.0.value();
+        let (k, v) = e?;
+        let (_, _, _, entity) = k.value();
         held.clear();
-        held.extend(containing(&members, p.id, kind, entity)?.iter().filter_map(|c| rank.get(c)));
+        held.extend(overlap_entries(v.value()).filter_map(|c| rank.get(&c)));
         held.sort_unstable();
         let (label, avatar) = match kind {
             ItemType::Creator => {

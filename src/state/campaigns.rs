@@ -10,8 +10,8 @@ use std::collections::{BTreeSet, VecDeque};
 
 use redb::ReadableTable;
 
-use super::tables::{IdKey, Tables};
-use super::{ID_MAX, ID_MIN, Reg, Result, add_count, encode, get_present, get_reg, item_dim, videos};
+use super::tables::{IdKey, Tables, overlap_entries};
+use super::{ID_MAX, ID_MIN, Reg, Result, StateError, encode, get_present, get_reg, item_dim, videos};
 use crate::events::{Id, ItemType, Stamp};
 
 pub fn campaign_visible(t: &impl ReadableTable<(IdKey, IdKey), &'static [u8]>, p: Id, c: Id) -> Result<bool> {
@@ -19,7 +19,7 @@ pub fn campaign_visible(t: &impl ReadableTable<(IdKey, IdKey), &'static [u8]>, p
 }
 
 /// Campaigns that directly contain `item` (membership currently in).
-pub fn containing(
+fn containing(
     t: &impl ReadableTable<(IdKey, u8, IdKey, IdKey), ()>,
     p: Id,
     kind: ItemType,
@@ -127,10 +127,9 @@ pub fn set_campaign(t: &mut Tables, p: Id, stamp: Stamp, c: Id, name: Option<Str
     }
     let affected = videos_under(t, p, c)?;
     videos::refresh_roots(t, p, &affected, write)?;
-    let delta = if now { 1 } else { -1 };
     for kind in [ItemType::Creator, ItemType::Video] {
         for item in members(&t.memberships, p, c, kind)? {
-            overlap_count(t, p, kind, item, delta)?;
+            overlap_change(t, p, kind, item, c, now)?;
         }
     }
     Ok(())
@@ -164,7 +163,7 @@ pub fn set_member(t: &mut Tables, p: Id, stamp: Stamp, c: Id, kind: ItemType, it
     };
     videos::refresh_roots(t, p, &affected, write)?;
     if kind != ItemType::Campaign && campaign_visible(&t.campaigns, p, c)? {
-        overlap_count(t, p, kind, item, if member { 1 } else { -1 })?;
+        overlap_change(t, p, kind, item, c, member)?;
     }
     Ok(())
 }
@@ -177,17 +176,34 @@ fn entity_visible(t: &Tables, p: Id, kind: ItemType, id: Id) -> Result<bool> {
     }
 }
 
-/// Changes how many visible campaigns directly contain an entity.
-fn overlap_count(t: &mut Tables, p: Id, kind: ItemType, id: Id, delta: i64) -> Result<()> {
+/// Adds (or removes) visible campaign `c` to the campaigns directly containing an entity,
+/// and moves the entity's rank row to its new count.
+fn overlap_change(t: &mut Tables, p: Id, kind: ItemType, id: Id, c: Id, add: bool) -> Result<()> {
     let d = item_dim(kind);
-    let old = add_count(&mut t.overlap_count, (p, d, id), delta)?;
+    let mut list: Vec<Id> = match t.overlap_campaigns.get((p, d, id))? {
+        Some(row) => overlap_entries(row.value()).collect(),
+        None => Vec::new(),
+    };
+    let old = list.len() as u64;
+    match (list.binary_search(&c), add) {
+        (Err(at), true) => list.insert(at, c),
+        (Ok(at), false) => {
+            list.remove(at);
+        }
+        _ => return Err(StateError::Corrupt("member-overlap campaigns out of step".into())),
+    }
+    let row: Vec<u8> = list.concat();
+    if row.is_empty() {
+        t.overlap_campaigns.remove((p, d, id))?;
+    } else {
+        t.overlap_campaigns.insert((p, d, id), row.as_slice())?;
+    }
     if entity_visible(t, p, kind, id)? {
         if old > 0 {
             t.overlap_rank.remove((p, d, !old, id))?;
         }
-        let new = old.saturating_add_signed(delta);
-        if new > 0 {
-            t.overlap_rank.insert((p, d, !new, id), ())?;
+        if !row.is_empty() {
+            t.overlap_rank.insert((p, d, !(list.len() as u64), id), row.as_slice())?;
         }
     }
     Ok(())
@@ -196,13 +212,14 @@ fn overlap_count(t: &mut Tables, p: Id, kind: ItemType, id: Id, delta: i64) -> R
 /// An entity became visible or hidden: show or hide its overlap row.
 pub fn overlap_visibility(t: &mut Tables, p: Id, kind: ItemType, id: Id, visible: bool) -> Result<()> {
     let d = item_dim(kind);
-    let count = t.overlap_count.get((p, d, id))?.map_or(0, |g| g.value());
-    if count > 0 {
-        if visible {
-            t.overlap_rank.insert((p, d, !count, id), ())?;
-        } else {
-            t.overlap_rank.remove((p, d, !count, id))?;
-        }
+    let Some(row) = t.overlap_campaigns.get((p, d, id))?.map(|g| g.value().to_vec()) else {
+        return Ok(());
+    };
+    let count = (row.len() / 16) as u64;
+    if visible {
+        t.overlap_rank.insert((p, d, !count, id), row.as_slice())?;
+    } else {
+        t.overlap_rank.remove((p, d, !count, id))?;
     }
     Ok(())
 }

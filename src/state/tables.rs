@@ -82,6 +82,11 @@ pub fn creator_posts_entries(row: &[u8]) -> impl Iterator<Item = (crate::events:
     })
 }
 
+/// The campaign ids of an [`defs::overlap_campaigns`] (or `overlap_rank`) row.
+pub fn overlap_entries(row: &[u8]) -> impl Iterator<Item = crate::events::Id> + '_ {
+    row.chunks_exact(16).map(|id| id.try_into().expect("16 bytes"))
+}
+
 /// One point of the follower history, as kept in a [`defs::follower_quarters`] row.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FollowerPoint {
@@ -276,10 +281,12 @@ tables! {
     /// (project, creator, goal) of every present goal → bincode `GoalProgress`: its
     /// definition, window and progress over the creator's visible videos.
     goal_progress: (P, Id, Id) => Bytes;
-    /// (project, item_type, entity) → number of visible campaigns it is a direct member of.
-    overlap_count: (P, u8, Id) => u64;
-    /// (project, item_type, !count, entity) for visible entities with count > 0.
-    overlap_rank: (P, u8, u64, Id) => ();
+    /// (project, item_type, entity) → the visible campaigns it is a direct member of, 16-byte
+    /// ids in id order ([`overlap_entries`]); no row for none.
+    overlap_campaigns: (P, u8, Id) => Bytes;
+    /// (project, item_type, !count, entity) for visible entities with count > 0 → their
+    /// `overlap_campaigns` row: member-overlap reads each entity's campaigns with its rank.
+    overlap_rank: (P, u8, u64, Id) => Bytes;
 
     // ---- Ingestion bookkeeping --------------------------------------------------------
     /// source → position (bincode `SourcePosition`), written with the state it produced.
