@@ -305,10 +305,8 @@ pub fn rebuild_campaign_units(t: &mut Tables, p: Id) -> Result<()> {
     }
     for (video, creator, posted, counts) in visible {
         let campaigns = campaigns::roots_of_video(t, p, video, creator)?;
-        if !campaigns.is_empty() {
-            let f = Facts { video, creator, posted, counts, campaigns };
-            contribute_to_campaigns(t, p, &f, f.campaigns.iter(), true)?;
-        }
+        let f = Facts { video, creator, posted, counts, campaigns };
+        contribute_to_campaigns(t, p, &f, f.campaigns.iter(), true)?;
     }
     Ok(())
 }
