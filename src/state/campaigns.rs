@@ -215,7 +215,7 @@ pub fn overlap_visibility(t: &mut Tables, p: Id, kind: ItemType, id: Id, visible
     let Some(row) = t.overlap_campaigns.get((p, d, id))?.map(|g| g.value().to_vec()) else {
         return Ok(());
     };
-    let count = (row.len() / 16) as u64;
+    let count = overlap_entries(&row).count() as u64;
     if visible {
         t.overlap_rank.insert((p, d, !count, id), row.as_slice())?;
     } else {
