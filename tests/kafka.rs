@@ -395,6 +395,47 @@ async fn consumed_state_equals_replayed_state() {
     fx.cleanup().await;
 }
 
+/// (a2) A consumer that starts behind reads its backlog in windows of many transactions,
+/// applying only the latest scrape of each video, and ends in the replay's state with every
+/// message counted once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_is_read_in_large_batches() {
+    let fx = Fixture::new("backlog").await;
+    let lines = generated_lines(29, usize::MAX);
+    let reference = replayed(&fx, "backlog", &lines);
+    let sent = publish_shuffled(&fx, &lines, 7);
+    let ends = fx.end_offsets();
+    let messages: i64 = ends.values().sum();
+
+    let run = |catch_up: u64| {
+        let mut args = fx.args.clone();
+        args.group_id.push_str(&format!("-{catch_up}"));
+        (args.batch_max_messages, args.catch_up_max_messages) = (100, catch_up);
+        args
+    };
+    let store = fx.store("backlog.redb");
+    let consumer = start(store.clone(), run(4000));
+    wait_caught_up(&store, &ends).await;
+    let stats = consumer.stop().await;
+    let batches = stats.batches.load(Ordering::Relaxed);
+    let applied = store.counter(EVENTS_APPLIED).unwrap();
+    eprintln!("{messages} messages in {batches} batches");
+    assert_same_state(&store, &reference, "caught up");
+    assert_eq!(applied, valid_below(&sent, &ends), "every valid message counted once");
+    assert_eq!(stats.applied.load(Ordering::Relaxed), applied);
+    // Batches of 100 would take messages / 100 of them.
+    assert!(batches * 10 <= messages as u64 / 100, "{batches} batches for {messages} messages");
+
+    // Catching up turned off: batches of 100 messages, the same state.
+    let store = fx.store("backlog-off.redb");
+    let consumer = start(store.clone(), run(100));
+    wait_caught_up(&store, &ends).await;
+    let stats = consumer.stop().await;
+    assert!(stats.batches.load(Ordering::Relaxed) >= messages as u64 / 100);
+    assert_same_state(&store, &reference, "caught up in batches of 100");
+    fx.cleanup().await;
+}
+
 /// Reads a whole (small) topic partition from the beginning.
 fn read_partition(brokers: &str, topic: &str, partition: i32, want: usize) -> Vec<OwnedMessage> {
     let consumer: BaseConsumer = ClientConfig::new()
@@ -503,6 +544,7 @@ async fn restart_resumes_exactly_where_it_stopped() {
 
     let store = fx.store("restart.redb");
     fx.args.batch_max_messages = 100;
+    fx.args.catch_up_max_messages = 100; // batches of 100, so that it stops half-way
     let first = start(store.clone(), fx.args.clone());
     let started = WallClock::now();
     while store.counter(EVENTS_APPLIED).unwrap() < valid / 2 {
@@ -519,6 +561,7 @@ async fn restart_resumes_exactly_where_it_stopped() {
     // A new consumer on the same file (reopened, as after a restart).
     let store = fx.store("restart.redb");
     fx.args.batch_max_messages = 777;
+    fx.args.catch_up_max_messages = 2000; // the rest in windows of several transactions
     let second = start(store.clone(), fx.args.clone());
     wait_caught_up(&store, &ends).await;
     second.stop().await;
@@ -581,6 +624,7 @@ async fn independent_consumers_converge() {
     let mut args_b = fx.args.clone();
     args_b.group_id.push_str("-b");
     args_b.batch_max_messages = 37;
+    args_b.catch_up_max_messages = 500;
     let (ca, cb) = (start(a.clone(), fx.args.clone()), start(b.clone(), args_b));
     wait_caught_up(&a, &ends).await;
     wait_caught_up(&b, &ends).await;
@@ -729,6 +773,8 @@ async fn crash_child() {
     let store = Arc::new(Store::open(Path::new(db)).expect("open"));
     let mut args = test_args(&brokers(), prefix);
     args.batch_max_messages = 50;
+    // Windows of ten transactions: a kill can fall between a window's parts.
+    args.catch_up_max_messages = 500;
     let _consumer = start(store.clone(), args);
     loop {
         println!("applied {}", store.counter(EVENTS_APPLIED).unwrap());

@@ -22,6 +22,18 @@
 //! would write every page a batch touches once per batch: about 40 MiB per commit at L,
 //! however few events it holds, which bounded the consumer near 20,000 events/s.
 //!
+//! # Catching up
+//!
+//! A batch closes after `--kafka-batch-max-ms` (200 ms) or `--kafka-batch-max-messages`,
+//! so that events are visible soon. A consumer with a backlog (started late, restarted,
+//! or fallen behind by a full batch or more) instead reads up to
+//! `--kafka-catch-up-max-messages` in one batch, a window like a replay's
+//! (`super::window`): of a video's scrapes in it only the latest is applied, in
+//! transactions of `--kafka-batch-max-messages` ([`Store::apply_part`]), and the positions
+//! commit with the last. A crash before that reads the whole batch again, and applying
+//! its events a second time changes nothing. At scale L a backlog holds each video
+//! several times, so most scrapes are never applied.
+//!
 //! # Why manual assignment, not a consumer group
 //!
 //! Every goatview instance is a complete materialized view: it needs *every* partition
@@ -75,8 +87,9 @@ use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, T
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
-use super::{push_dead_letter, push_message};
-use crate::events::Instant;
+use super::push_dead_letter;
+use super::window::Window;
+use crate::events::{Instant, decode};
 use crate::store::{Batch, Store, StoreError};
 
 /// How soon a missing topic is looked for again.
@@ -88,6 +101,9 @@ const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
 const POLL_SLICE: Duration = Duration::from_millis(100);
 /// A batch closes once no message has come for this long: the consumer has caught up.
 const IDLE_GAP: Duration = Duration::from_millis(5);
+/// How often librdkafka reports statistics: the lag gauge, and the partitions' end
+/// offsets that tell a consumer it is behind ([`Worker::behind`]).
+const STATS_INTERVAL_MS: u64 = 1000;
 /// Longest wait for DLQ copies to be confirmed before a batch commits anyway.
 const DLQ_FLUSH_TIMEOUT: Duration = Duration::from_secs(15);
 /// First and longest pause between retries while the broker is unreachable.
@@ -191,9 +207,21 @@ pub struct KafkaArgs {
     )]
     pub batch_max_messages: u64,
 
-    /// Longest time (milliseconds) a batch stays open after its first message.
+    /// Longest time (milliseconds) a batch stays open after its first message, unless the
+    /// consumer is catching up.
     #[arg(long = "kafka-batch-max-ms", env = "GOATVIEW_KAFKA_BATCH_MAX_MS", default_value_t = 200)]
     pub batch_max_ms: u64,
+
+    /// Most messages one batch reads while the consumer is behind (a full batch or more
+    /// still waiting in the broker when a batch would close). Only the latest scrape of each
+    /// video among them is applied, in transactions of `--kafka-batch-max-messages`; the
+    /// positions commit with the last. Up to `--kafka-batch-max-messages` turns this off.
+    #[arg(
+        long = "kafka-catch-up-max-messages",
+        env = "GOATVIEW_KAFKA_CATCH_UP_MAX_MESSAGES",
+        default_value_t = 1_000_000
+    )]
+    pub catch_up_max_messages: u64,
 
     /// Longest time (milliseconds) a committed batch may stay in memory only, visible but
     /// not yet durable; a crash makes the consumer read it again from Kafka. 0 makes every
@@ -230,6 +258,7 @@ impl KafkaArgs {
             dlq_suffix: ".dlq".into(),
             batch_max_messages: 50_000,
             batch_max_ms: 200,
+            catch_up_max_messages: 1_000_000,
             sync_ms: 1000,
             metadata_refresh_ms: 30_000,
             max_message_bytes: 1 << 20,
@@ -395,6 +424,9 @@ struct DlqCopy {
 
 /// What one `gather` read.
 struct Gathered {
+    /// The valid events read.
+    events: Window,
+    /// The dead letters read (positions are added at commit).
     batch: Batch,
     dlq: Vec<DlqCopy>,
     /// The next offset of each partition read, by index into `Worker::partitions`.
@@ -429,6 +461,8 @@ struct Worker {
     partitions: Vec<Partition>,
     /// Committed next offsets by `(topic, partition)`, read by the statistics callback.
     committed: Arc<Mutex<HashMap<(String, i32), i64>>>,
+    /// Partitions' end offsets, written by the statistics callback.
+    ends: Arc<Mutex<HashMap<(String, i32), i64>>>,
     /// Set by the client context when the brokers became unreachable.
     disconnected: Arc<AtomicBool>,
     /// When the oldest batch committed but not yet durable was committed.
@@ -445,6 +479,7 @@ impl Worker {
     ) -> Result<Worker, ConsumerError> {
         let committed = Arc::new(Mutex::new(HashMap::new()));
         let disconnected = Arc::new(AtomicBool::new(false));
+        let ends = Arc::new(Mutex::new(HashMap::new()));
         let errors = Arc::new(ErrorLog::default());
         let consumer: BaseConsumer<ConsumerCtx> = ClientConfig::new()
             .set("bootstrap.servers", brokers)
@@ -454,12 +489,16 @@ impl Worker {
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
-            .set("statistics.interval.ms", "5000")
+            .set("statistics.interval.ms", STATS_INTERVAL_MS.to_string())
+            // A full prefetch queue makes the fetcher wait this long (1 s by default)
+            // before it asks again: a consumer reading a backlog faster would go idle.
+            .set("fetch.queue.backoff.ms", "20")
             .set_log_level(RDKafkaLogLevel::Warning)
             .create_with_context(ConsumerCtx {
                 stats: stats.clone(),
                 disconnected: disconnected.clone(),
                 committed: committed.clone(),
+                ends: ends.clone(),
                 errors,
             })?;
         Ok(Worker {
@@ -472,6 +511,7 @@ impl Worker {
             dlq: None,
             partitions: Vec::new(),
             committed,
+            ends,
             disconnected,
             unsynced_since: None,
         })
@@ -562,7 +602,7 @@ impl Worker {
                 continue;
             }
             let gathered = self.gather(&clock, self.wake_at(next_refresh));
-            if !gathered.batch.is_empty() {
+            if gathered.events.read() > 0 || !gathered.batch.is_empty() {
                 self.commit(gathered)?;
             }
         }
@@ -618,6 +658,14 @@ impl Worker {
                 committed.insert((p.topic.clone(), p.partition), p.next);
             }
         }
+        // The end of each new partition now, so that a consumer starting behind reads its
+        // backlog in large batches at once, not only from the first statistics on.
+        for p in &added {
+            match self.consumer.fetch_watermarks(&p.topic, p.partition, METADATA_TIMEOUT) {
+                Ok((_, high)) => _ = lock(&self.ends).insert((p.topic.clone(), p.partition), high),
+                Err(e) => tracing::debug!(source = %p.source, error = %e, "Cannot read a partition's end yet."),
+            }
+        }
         self.partitions.extend(added);
         self.stats.partitions.store(self.partitions.len() as u64, Ordering::Relaxed);
         Ok(complete)
@@ -628,10 +676,17 @@ impl Worker {
     /// refresh or a sync is due) or a stop is requested. So a consumer that keeps up
     /// commits each event within milliseconds, and one that is behind (its queue never
     /// runs dry) commits full batches.
+    ///
+    /// A batch that is full or out of time goes on while a full batch or more is still
+    /// waiting in the broker ([`Worker::behind`]), up to `catch_up_max_messages`: a
+    /// consumer that restarts behind, or falls behind, reads its backlog in large
+    /// windows, where most scrapes of a video supersede one another and are never applied.
     fn gather(&self, clock: &impl Fn() -> Instant, wake_at: WallClock) -> Gathered {
-        let max_messages = self.args.batch_max_messages as usize;
+        let mut max_messages = self.args.batch_max_messages as usize;
+        let catch_up_max = self.args.catch_up_max_messages as usize;
         let max_bytes = self.args.max_message_bytes as usize;
         let window = Duration::from_millis(self.args.batch_max_ms);
+        let mut events = Window::default();
         let mut batch = Batch::default();
         let mut dlq = Vec::new();
         // Next offset of each partition read in this batch, by index into `partitions`.
@@ -639,18 +694,32 @@ impl Worker {
         let mut deadline: Option<WallClock> = None;
         let mut now_instant: Option<Instant> = None;
         let mut error_pause = Duration::from_millis(50);
-        while batch.len() < max_messages && !self.stopped() {
-            if batch.is_empty() && self.disconnected() {
-                break; // the run loop waits for the brokers, then assigns afresh
+        loop {
+            let read = events.read() as usize + batch.dead_letters.len();
+            if self.stopped() {
+                break;
             }
             let now = WallClock::now();
+            if read >= max_messages || deadline.is_some_and(|d| now >= d) {
+                if read < catch_up_max && self.behind(&next) {
+                    max_messages = catch_up_max;
+                    deadline = Some(now + window);
+                    continue;
+                }
+                break;
+            }
+            if read == 0 && self.disconnected() {
+                break; // the run loop waits for the brokers, then assigns afresh
+            }
             let until = deadline.unwrap_or(wake_at);
             if now >= until {
                 break;
             }
-            let slice = if batch.is_empty() { POLL_SLICE } else { IDLE_GAP };
+            // Catching up, a pause in what the fetcher delivers does not mean caught up.
+            let catching_up = max_messages > self.args.batch_max_messages as usize;
+            let slice = if read == 0 || catching_up { POLL_SLICE } else { IDLE_GAP };
             let msg = match self.consumer.poll(slice.min(until - now)) {
-                None if !batch.is_empty() => break,
+                None if read > 0 => break,
                 None => continue,
                 Some(Err(e)) => {
                     self.consumer.context().errors.report(&self.stats, "consumer", &e, "poll");
@@ -680,7 +749,10 @@ impl Worker {
                 );
                 push_dead_letter(&mut batch, source, offset as u64, &payload[..max_bytes], reason, at);
             } else {
-                push_message(&mut batch, source, offset as u64, payload, at);
+                match decode(payload) {
+                    Ok(ev) => events.push(ev),
+                    Err(e) => push_dead_letter(&mut batch, source, offset as u64, payload, e.to_string(), at),
+                }
             }
             if let Some(dl) = batch.dead_letters.get(dead_before) {
                 dlq.push(DlqCopy {
@@ -696,7 +768,27 @@ impl Worker {
         }
         batch.positions =
             next.iter().map(|(&idx, &n)| (self.partitions[idx].source.clone(), encode_position(n as u64))).collect();
-        Gathered { batch, dlq, next }
+        Gathered { events, batch, dlq, next }
+    }
+
+    /// Whether at least `batch_max_messages` messages wait in the broker beyond what this
+    /// batch has read (`next`, else the stored positions), by the partitions' end offsets
+    /// in the latest statistics (or as read when assigned). Those are at most
+    /// [`STATS_INTERVAL_MS`] old and ends only grow, so this errs toward "caught up".
+    /// Asking the broker here instead (`fetch_watermarks`) blocked a busy consumer for up to
+    /// its timeout.
+    fn behind(&self, next: &BTreeMap<usize, i64>) -> bool {
+        if self.args.catch_up_max_messages <= self.args.batch_max_messages {
+            return false;
+        }
+        let ends = lock(&self.ends);
+        let waiting: i64 = (self.partitions.iter().enumerate())
+            .filter_map(|(idx, p)| {
+                let end = *ends.get(&(p.topic.clone(), p.partition))?;
+                Some(end.saturating_sub(next.get(&idx).copied().unwrap_or(p.next)).max(0))
+            })
+            .sum();
+        waiting as u64 >= self.args.batch_max_messages
     }
 
     /// When the batches committed but not yet durable must be synced, if there are any.
@@ -721,13 +813,22 @@ impl Worker {
     }
 
     /// Publishes DLQ copies, commits the batch to the store (durably when a sync is due
-    /// or the consumer stops), then reports progress.
-    fn commit(&mut self, Gathered { mut batch, dlq, next }: Gathered) -> Result<(), ConsumerError> {
+    /// or the consumer stops), then reports progress. A batch read while catching up
+    /// applies its events in several transactions; the positions commit with the last.
+    fn commit(&mut self, Gathered { mut events, mut batch, dlq, next }: Gathered) -> Result<(), ConsumerError> {
         if !dlq.is_empty() {
             self.publish_dlq(&dlq);
         }
         let started = WallClock::now();
-        super::window::reduce_batch(&mut batch);
+        let parts = events.take_parts(self.args.batch_max_messages as usize);
+        for part in &parts.leading {
+            if let Err(e) = self.store.apply_part(part) {
+                tracing::error!(error = %e, "Cannot apply part of a Kafka batch; stopping the consumer.");
+                return Err(e.into());
+            }
+        }
+        let transactions = parts.leading.len() + 1;
+        (batch.events, batch.other_events) = (parts.last, parts.other_events);
         self.unsynced_since.get_or_insert(started);
         let durable = self.stopped() || self.sync_due().is_some_and(|due| started >= due);
         let committed = if durable { self.store.commit(&batch) } else { self.store.commit_visible(&batch) };
@@ -746,6 +847,7 @@ impl Worker {
         tracing::debug!(
             events,
             dead_letters = dead,
+            transactions,
             durable,
             commit_ms = started.elapsed().as_millis() as u64,
             "Kafka batch committed."
@@ -860,6 +962,8 @@ struct ConsumerCtx {
     /// Set when the connection to the brokers is lost; cleared by a fresh assignment.
     disconnected: Arc<AtomicBool>,
     committed: Arc<Mutex<HashMap<(String, i32), i64>>>,
+    /// End offset of each partition as of the latest statistics ([`STATS_INTERVAL_MS`]).
+    ends: Arc<Mutex<HashMap<(String, i32), i64>>>,
     errors: Arc<ErrorLog>,
 }
 
@@ -880,6 +984,7 @@ impl ClientContext for ConsumerCtx {
 
     fn stats(&self, statistics: Statistics) {
         let committed = lock(&self.committed);
+        let mut ends = lock(&self.ends);
         let mut lag = 0u64;
         for t in statistics.topics.values() {
             for p in t.partitions.values() {
@@ -888,6 +993,7 @@ impl ClientContext for ConsumerCtx {
                 if p.partition < 0 || end < 0 {
                     continue;
                 }
+                ends.insert((t.topic.clone(), p.partition), end);
                 let next = committed.get(&(t.topic.clone(), p.partition)).copied().unwrap_or(0).max(p.lo_offset);
                 lag += end.saturating_sub(next).max(0) as u64;
             }

@@ -291,11 +291,10 @@ fn apply_window(
 ) -> Result<(), StoreError> {
     let applying = WallClock::now();
     progress(Progress::Applying(&cur.pos));
-    let read = cur.window.read();
-    let mut events = cur.window.take();
-    let (applied, superseded) = (events.len() as u64, read - events.len() as u64);
-    let last = events.split_off(events.len().saturating_sub(cur.batch_size));
-    for part in events.chunks(cur.batch_size) {
+    let (read, held) = (cur.window.read(), cur.window.held() as u64);
+    let (applied, superseded) = (held, read - held);
+    let parts = cur.window.take_parts(cur.batch_size);
+    for part in &parts.leading {
         store.apply_part(part)?;
     }
     let dead_letters = std::mem::take(&mut cur.dead.dead_letters);
@@ -304,8 +303,8 @@ fn apply_window(
     summary.dead_letters += dead_letters.len() as u64;
     cur.pos.prefix_sha256 = cur.hasher.clone().finalize().into();
     let batch = Batch {
-        other_events: read - last.len() as u64,
-        events: last,
+        other_events: parts.other_events,
+        events: parts.last,
         dead_letters,
         positions: vec![(cur.source.clone(), bincode::serialize(&cur.pos).expect("serializable"))],
     };

@@ -13,7 +13,6 @@ use rustc_hash::FxHashMap;
 
 use crate::events::{Body, Event, Id};
 use crate::state::ID_MIN;
-use crate::store::Batch;
 
 /// Events held for one window.
 #[derive(Default)]
@@ -69,16 +68,31 @@ impl Window {
     }
 }
 
-/// Makes a batch one window: drops the video events that another one in it supersedes
-/// (counting them in `other_events`) and puts the rest in the order a window applies them.
-pub fn reduce_batch(batch: &mut Batch) {
-    let mut w = Window::default();
-    for ev in batch.events.drain(..) {
-        w.push(ev);
+/// A window's events as write transactions of at most `batch_size` events each.
+pub struct Parts {
+    /// The transactions before the last, applied without positions ([`crate::store::Store::apply_part`]).
+    pub leading: Vec<Vec<Event>>,
+    /// The last transaction's events, which commit with the positions.
+    pub last: Vec<Event>,
+    /// Valid events read into the window and not in `last`: superseded, or in `leading`.
+    /// The last transaction counts them as applied.
+    pub other_events: u64,
+}
+
+impl Window {
+    /// [`Window::take`], split into transactions of at most `batch_size` events.
+    pub fn take_parts(&mut self, batch_size: usize) -> Parts {
+        let read = self.read();
+        let mut events = self.take();
+        let size = batch_size.max(1);
+        let last = events.split_off(events.len().saturating_sub(size));
+        let mut leading = Vec::new();
+        while !events.is_empty() {
+            let rest = events.split_off(size.min(events.len()));
+            leading.push(std::mem::replace(&mut events, rest));
+        }
+        Parts { leading, other_events: read - last.len() as u64, last }
     }
-    let read = w.read();
-    batch.events = w.take();
-    batch.other_events += read - batch.events.len() as u64;
 }
 
 /// The video register an event writes, if it is a video event of a project.
@@ -131,24 +145,32 @@ mod tests {
     }
 
     #[test]
-    fn a_batch_becomes_one_window_with_its_other_events_first() {
+    fn parts_put_other_events_first_and_count_every_event_read_in_the_last() {
         let profile = decode(
             br#"{"type":"creator.snapshot","event_id":"00000000-0000-4000-8000-0000000000ff","project_id":"0e000000-0000-4000-8000-000000000001","occurred_at":"2026-03-01T00:00:00Z","creator_id":"c0000000-0000-4000-8000-000000000001","tiktok_handle":"h","follower_count":3}"#,
         )
         .unwrap();
         let winner = scrape(1, "2026-03-03T00:00:00Z", 3, 30);
-        let mut batch = Batch {
-            events: vec![
-                scrape(1, "2026-03-01T00:00:00Z", 1, 10),
-                winner.clone(),
-                profile.clone(),
-                scrape(1, "2026-03-02T00:00:00Z", 2, 20),
-            ],
-            other_events: 1,
-            ..Default::default()
-        };
-        reduce_batch(&mut batch);
-        assert_eq!(batch.events, vec![profile, winner]);
-        assert_eq!(batch.other_events, 3, "two superseded, one counted before");
+        let mut w = Window::default();
+        w.push(scrape(1, "2026-03-01T00:00:00Z", 1, 10));
+        w.push(scrape(2, "2026-03-01T00:00:00Z", 4, 7));
+        w.push(winner.clone());
+        w.push(profile.clone());
+        w.push(scrape(3, "2026-03-01T00:00:00Z", 5, 9));
+        w.push(scrape(1, "2026-03-02T00:00:00Z", 2, 20));
+        let parts = w.take_parts(2);
+        // Four held (profile, videos 1, 2, 3), in apply order; the last two commit last.
+        assert_eq!(parts.leading.len(), 1);
+        assert_eq!(parts.leading[0][0], profile, "other events first");
+        assert_eq!(parts.leading[0][1], winner);
+        assert_eq!(parts.last.len(), 2);
+        assert_eq!(parts.other_events, 4, "two superseded and two applied before the last part");
+        assert_eq!((w.held(), w.read()), (0, 0));
+
+        let mut w = Window::default();
+        w.push(profile.clone());
+        let parts = w.take_parts(100);
+        assert!(parts.leading.is_empty());
+        assert_eq!((parts.last, parts.other_events), (vec![profile], 0));
     }
 }

@@ -82,6 +82,7 @@ impl BenchTopics {
         };
         args.group_id = unique;
         args.batch_max_messages = broker.batch_max_messages;
+        args.catch_up_max_messages = broker.catch_up_max_messages;
         args.sync_ms = broker.sync_ms;
         let topics = BenchTopics { args, partitions, admin, meta };
 
