@@ -26,13 +26,13 @@
 //!
 //! A batch closes after `--kafka-batch-max-ms` (200 ms) or `--kafka-batch-max-messages`,
 //! so that events are visible soon. A consumer with a backlog (started late, restarted,
-//! or fallen behind by a full batch or more) instead reads up to
-//! `--kafka-catch-up-max-messages` in one batch, a window like a replay's
-//! (`super::window`): of a video's scrapes in it only the latest is applied, in
-//! transactions of `--kafka-batch-max-messages` ([`Store::apply_part`]), and the positions
-//! commit with the last. A crash before that reads the whole batch again, and applying
-//! its events a second time changes nothing. At scale L a backlog holds each video
-//! several times, so most scrapes are never applied.
+//! or fallen behind by a full batch or more) instead keeps reading until its batch holds
+//! `--kafka-catch-up-max-messages`, a window like a replay's (`super::window`): of a
+//! video's scrapes in it only the latest is kept. The batch is applied in transactions
+//! of `--kafka-batch-max-messages` ([`Store::apply_part`]), and the positions commit with
+//! the last. A crash before that reads the whole batch again, and applying its events a
+//! second time changes nothing. At scale L a backlog holds each video several times, so
+//! most scrapes are never applied.
 //!
 //! # Why manual assignment, not a consumer group
 //!
@@ -212,10 +212,11 @@ pub struct KafkaArgs {
     #[arg(long = "kafka-batch-max-ms", env = "GOATVIEW_KAFKA_BATCH_MAX_MS", default_value_t = 200)]
     pub batch_max_ms: u64,
 
-    /// Most messages one batch reads while the consumer is behind (a full batch or more
-    /// still waiting in the broker when a batch would close). Only the latest scrape of each
-    /// video among them is applied, in transactions of `--kafka-batch-max-messages`; the
-    /// positions commit with the last. Up to `--kafka-batch-max-messages` turns this off.
+    /// Most messages one batch holds while the consumer is behind (a full batch or more
+    /// still waiting in the broker when a batch would close). A scrape superseded by a later
+    /// one of the same video is dropped as it comes, so such a batch can read many more; the
+    /// rest are applied in transactions of `--kafka-batch-max-messages`, and the positions
+    /// commit with the last. Up to `--kafka-batch-max-messages` turns this off.
     #[arg(
         long = "kafka-catch-up-max-messages",
         env = "GOATVIEW_KAFKA_CATCH_UP_MAX_MESSAGES",
@@ -678,12 +679,14 @@ impl Worker {
     /// runs dry) commits full batches.
     ///
     /// A batch that is full or out of time goes on while a full batch or more is still
-    /// waiting in the broker ([`Worker::behind`]), up to `catch_up_max_messages`: a
-    /// consumer that restarts behind, or falls behind, reads its backlog in large
-    /// windows, where most scrapes of a video supersede one another and are never applied.
+    /// waiting in the broker ([`Worker::behind`]), until it holds `catch_up_max_messages`
+    /// (superseded scrapes are dropped as they come, so it may read many more): a consumer
+    /// that restarts behind, or falls behind, reads its backlog in large windows, where
+    /// most scrapes of a video supersede one another and are never applied.
     fn gather(&self, clock: &impl Fn() -> Instant, wake_at: WallClock) -> Gathered {
-        let mut max_messages = self.args.batch_max_messages as usize;
+        let max_messages = self.args.batch_max_messages as usize;
         let catch_up_max = self.args.catch_up_max_messages as usize;
+        let mut catching_up = false;
         let max_bytes = self.args.max_message_bytes as usize;
         let window = Duration::from_millis(self.args.batch_max_ms);
         let mut events = Window::default();
@@ -696,13 +699,16 @@ impl Worker {
         let mut error_pause = Duration::from_millis(50);
         loop {
             let read = events.read() as usize + batch.dead_letters.len();
+            // What the batch holds in memory: superseded scrapes are dropped as they come.
+            let held = events.held() + batch.dead_letters.len();
             if self.stopped() {
                 break;
             }
             let now = WallClock::now();
-            if read >= max_messages || deadline.is_some_and(|d| now >= d) {
-                if read < catch_up_max && self.behind(&next) {
-                    max_messages = catch_up_max;
+            let full = if catching_up { held >= catch_up_max } else { read >= max_messages };
+            if full || deadline.is_some_and(|d| now >= d) {
+                if held < catch_up_max && self.behind(&next) {
+                    catching_up = true;
                     deadline = Some(now + window);
                     continue;
                 }
@@ -716,7 +722,6 @@ impl Worker {
                 break;
             }
             // Catching up, a pause in what the fetcher delivers does not mean caught up.
-            let catching_up = max_messages > self.args.batch_max_messages as usize;
             let slice = if read == 0 || catching_up { POLL_SLICE } else { IDLE_GAP };
             let msg = match self.consumer.poll(slice.min(until - now)) {
                 None if read > 0 => break,
@@ -821,14 +826,15 @@ impl Worker {
         }
         let started = WallClock::now();
         let parts = events.take_parts(self.args.batch_max_messages as usize);
-        for part in &parts.leading {
+        for part in parts.leading() {
             if let Err(e) = self.store.apply_part(part) {
                 tracing::error!(error = %e, "Cannot apply part of a Kafka batch; stopping the consumer.");
                 return Err(e.into());
             }
         }
-        let transactions = parts.leading.len() + 1;
-        (batch.events, batch.other_events) = (parts.last, parts.other_events);
+        let transactions = parts.leading().count() + 1;
+        batch.other_events = parts.other_events;
+        batch.events = parts.into_last();
         self.unsynced_since.get_or_insert(started);
         let durable = self.stopped() || self.sync_due().is_some_and(|due| started >= due);
         let committed = if durable { self.store.commit(&batch) } else { self.store.commit_visible(&batch) };

@@ -294,7 +294,7 @@ fn apply_window(
     let (read, held) = (cur.window.read(), cur.window.held() as u64);
     let (applied, superseded) = (held, read - held);
     let parts = cur.window.take_parts(cur.batch_size);
-    for part in &parts.leading {
+    for part in parts.leading() {
         store.apply_part(part)?;
     }
     let dead_letters = std::mem::take(&mut cur.dead.dead_letters);
@@ -304,7 +304,7 @@ fn apply_window(
     cur.pos.prefix_sha256 = cur.hasher.clone().finalize().into();
     let batch = Batch {
         other_events: parts.other_events,
-        events: parts.last,
+        events: parts.into_last(),
         dead_letters,
         positions: vec![(cur.source.clone(), bincode::serialize(&cur.pos).expect("serializable"))],
     };

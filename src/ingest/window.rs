@@ -68,30 +68,39 @@ impl Window {
     }
 }
 
-/// A window's events as write transactions of at most `batch_size` events each.
+/// A window's events as write transactions of at most `batch_size` events each: the
+/// leading ones, applied without positions ([`crate::store::Store::apply_part`]), and the
+/// last, which commits with the positions.
 pub struct Parts {
-    /// The transactions before the last, applied without positions ([`crate::store::Store::apply_part`]).
-    pub leading: Vec<Vec<Event>>,
-    /// The last transaction's events, which commit with the positions.
-    pub last: Vec<Event>,
-    /// Valid events read into the window and not in `last`: superseded, or in `leading`.
-    /// The last transaction counts them as applied.
+    events: Vec<Event>,
+    size: usize,
+    /// Where the last transaction's events start in `events`.
+    last: usize,
+    /// Valid events read into the window and not in the last transaction: superseded, or
+    /// in a leading one. The last transaction counts them as applied.
     pub other_events: u64,
+}
+
+impl Parts {
+    /// The transactions before the last.
+    pub fn leading(&self) -> std::slice::Chunks<'_, Event> {
+        self.events[..self.last].chunks(self.size)
+    }
+
+    /// The last transaction's events.
+    pub fn into_last(mut self) -> Vec<Event> {
+        self.events.split_off(self.last)
+    }
 }
 
 impl Window {
     /// [`Window::take`], split into transactions of at most `batch_size` events.
     pub fn take_parts(&mut self, batch_size: usize) -> Parts {
         let read = self.read();
-        let mut events = self.take();
+        let events = self.take();
         let size = batch_size.max(1);
-        let last = events.split_off(events.len().saturating_sub(size));
-        let mut leading = Vec::new();
-        while !events.is_empty() {
-            let rest = events.split_off(size.min(events.len()));
-            leading.push(std::mem::replace(&mut events, rest));
-        }
-        Parts { leading, other_events: read - last.len() as u64, last }
+        let last = events.len().saturating_sub(size);
+        Parts { other_events: read - (events.len() - last) as u64, events, size, last }
     }
 }
 
@@ -160,17 +169,19 @@ mod tests {
         w.push(scrape(1, "2026-03-02T00:00:00Z", 2, 20));
         let parts = w.take_parts(2);
         // Four held (profile, videos 1, 2, 3), in apply order; the last two commit last.
-        assert_eq!(parts.leading.len(), 1);
-        assert_eq!(parts.leading[0][0], profile, "other events first");
-        assert_eq!(parts.leading[0][1], winner);
-        assert_eq!(parts.last.len(), 2);
+        let leading: Vec<&[Event]> = parts.leading().collect();
+        assert_eq!(leading.len(), 1);
+        assert_eq!(leading[0][0], profile, "other events first");
+        assert_eq!(leading[0][1], winner);
         assert_eq!(parts.other_events, 4, "two superseded and two applied before the last part");
+        assert_eq!(parts.into_last().len(), 2);
         assert_eq!((w.held(), w.read()), (0, 0));
 
         let mut w = Window::default();
         w.push(profile.clone());
         let parts = w.take_parts(100);
-        assert!(parts.leading.is_empty());
-        assert_eq!((parts.last, parts.other_events), (vec![profile], 0));
+        assert_eq!(parts.leading().count(), 0);
+        assert_eq!(parts.other_events, 0);
+        assert_eq!(parts.into_last(), vec![profile]);
     }
 }
