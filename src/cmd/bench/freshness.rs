@@ -528,7 +528,9 @@ async fn measure(
         );
     }
     if samples.len() > 1 {
-        println!("by {WINDOW_SECS:.0} s window of produce time (lag: largest in the consumer's 5 s statistics):");
+        println!(
+            "by {WINDOW_SECS:.0} s window of produce time (lag: largest in the consumer's statistics, one a second):"
+        );
         println!("  {:>7} {:>7} {:>10} {:>10} {:>10}", "from s", "probes", "p50 ms", "max ms", "lag");
         for w in windows(&samples, WINDOW_SECS) {
             println!(
