@@ -101,6 +101,9 @@ const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
 const POLL_SLICE: Duration = Duration::from_millis(100);
 /// A batch closes once no message has come for this long: the consumer has caught up.
 const IDLE_GAP: Duration = Duration::from_millis(5);
+/// Longest wait for a newly assigned partition's end offset; without it, the first
+/// statistics tell.
+const END_TIMEOUT: Duration = Duration::from_millis(500);
 /// How often librdkafka reports statistics: the lag gauge, and the partitions' end
 /// offsets that tell a consumer it is behind ([`Worker::behind`]).
 const STATS_INTERVAL_MS: u64 = 1000;
@@ -214,9 +217,9 @@ pub struct KafkaArgs {
 
     /// Most messages one batch holds while the consumer is behind (a full batch or more
     /// still waiting in the broker when a batch would close). A scrape superseded by a later
-    /// one of the same video is dropped as it comes, so such a batch can read many more; the
-    /// rest are applied in transactions of `--kafka-batch-max-messages`, and the positions
-    /// commit with the last. Up to `--kafka-batch-max-messages` turns this off.
+    /// one of the same video is dropped as it comes, so such a batch can read many more. It
+    /// is applied in transactions of `--kafka-batch-max-messages`, and the positions commit
+    /// with the last. Up to `--kafka-batch-max-messages` turns this off.
     #[arg(
         long = "kafka-catch-up-max-messages",
         env = "GOATVIEW_KAFKA_CATCH_UP_MAX_MESSAGES",
@@ -662,7 +665,7 @@ impl Worker {
         // The end of each new partition now, so that a consumer starting behind reads its
         // backlog in large batches at once, not only from the first statistics on.
         for p in &added {
-            match self.consumer.fetch_watermarks(&p.topic, p.partition, METADATA_TIMEOUT) {
+            match self.consumer.fetch_watermarks(&p.topic, p.partition, END_TIMEOUT) {
                 Ok((_, high)) => _ = lock(&self.ends).insert((p.topic.clone(), p.partition), high),
                 Err(e) => tracing::debug!(source = %p.source, error = %e, "Cannot read a partition's end yet."),
             }

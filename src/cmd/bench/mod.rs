@@ -110,7 +110,7 @@ pub struct BenchBroker {
     #[arg(long, env = "GOATVIEW_BENCH_BATCH_MAX_MESSAGES", default_value_t = 50_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub batch_max_messages: u64,
 
-    /// Most messages one batch reads while the consumer is behind (as `serve
+    /// Most events one batch holds while the consumer is behind (as `serve
     /// --kafka-catch-up-max-messages`); up to `--batch-max-messages` turns catching up off.
     #[arg(long, env = "GOATVIEW_BENCH_CATCH_UP_MAX_MESSAGES", default_value_t = 1_000_000)]
     pub catch_up_max_messages: u64,
