@@ -25,9 +25,10 @@
 //! # Catching up
 //!
 //! A batch closes after `--kafka-batch-max-ms` (200 ms) or `--kafka-batch-max-messages`,
-//! so that events are visible soon. A consumer with a backlog (started late, restarted,
-//! or fallen behind by a full batch or more) instead keeps reading until its batch holds
-//! `--kafka-catch-up-max-messages`, a window like a replay's (`super::window`): of a
+//! so that events are visible soon. With `--kafka-catch-up-max-messages` above that (it
+//! is off by default), a consumer with a backlog (started late, restarted, or fallen
+//! behind by a full batch or more) instead keeps reading until its batch holds that many,
+//! a window like a replay's (`super::window`): of a
 //! video's scrapes in it only the latest is kept. The batch is applied in transactions
 //! of `--kafka-batch-max-messages` ([`Store::apply_part`]), and the positions commit with
 //! the last. A crash before that reads the whole batch again, and applying its events a
@@ -219,11 +220,13 @@ pub struct KafkaArgs {
     /// still waiting in the broker when a batch would close). A scrape superseded by a later
     /// one of the same video is dropped as it comes, so such a batch can read many more. It
     /// is applied in transactions of `--kafka-batch-max-messages`, and the positions commit
-    /// with the last. Up to `--kafka-batch-max-messages` turns this off.
+    /// with the last. Up to `--kafka-batch-max-messages` (the default) turns this off: at
+    /// scale L, 1,000,000 reads a backlog 2–3× faster, but while serving it took the process
+    /// past 2 GiB.
     #[arg(
         long = "kafka-catch-up-max-messages",
         env = "GOATVIEW_KAFKA_CATCH_UP_MAX_MESSAGES",
-        default_value_t = 1_000_000
+        default_value_t = 50_000
     )]
     pub catch_up_max_messages: u64,
 
@@ -262,7 +265,7 @@ impl KafkaArgs {
             dlq_suffix: ".dlq".into(),
             batch_max_messages: 50_000,
             batch_max_ms: 200,
-            catch_up_max_messages: 1_000_000,
+            catch_up_max_messages: 50_000,
             sync_ms: 1000,
             metadata_refresh_ms: 30_000,
             max_message_bytes: 1 << 20,

@@ -112,7 +112,7 @@ pub struct BenchBroker {
 
     /// Most events one batch holds while the consumer is behind (as `serve
     /// --kafka-catch-up-max-messages`); up to `--batch-max-messages` turns catching up off.
-    #[arg(long, env = "GOATVIEW_BENCH_CATCH_UP_MAX_MESSAGES", default_value_t = 1_000_000)]
+    #[arg(long, env = "GOATVIEW_BENCH_CATCH_UP_MAX_MESSAGES", default_value_t = 50_000)]
     pub catch_up_max_messages: u64,
 
     /// Longest time (ms) a committed batch stays visible but not durable (as `serve
