@@ -28,12 +28,11 @@
 //! so that events are visible soon. With `--kafka-catch-up-max-messages` above that (it
 //! is off by default), a consumer with a backlog (started late, restarted, or fallen
 //! behind by a full batch or more) instead keeps reading until its batch holds that many,
-//! a window like a replay's (`super::window`): of a
-//! video's scrapes in it only the latest is kept. The batch is applied in transactions
-//! of `--kafka-batch-max-messages` ([`Store::apply_part`]), and the positions commit with
-//! the last. A crash before that reads the whole batch again, and applying its events a
-//! second time changes nothing. At scale L a backlog holds each video several times, so
-//! most scrapes are never applied.
+//! a window like a replay's (`super::window`): of a video's scrapes in it only the latest
+//! is kept. The batch is applied in transactions of `--kafka-batch-max-messages`
+//! ([`Store::apply_part`]), and the positions commit with the last. A crash before that
+//! reads the whole batch again, and applying its events a second time changes nothing.
+//! At scale L a backlog holds each video several times, so most scrapes are never applied.
 //!
 //! # Why manual assignment, not a consumer group
 //!
