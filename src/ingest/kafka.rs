@@ -1,7 +1,7 @@
 //! Kafka ingestion: the four topics of contract §2.1 into the store, effectively once.
 //!
 //! This module knows bytes, topics, partitions and offsets; `events::decode` (through
-//! [`push_message`]) knows JSON, and `state` knows neither.
+//! [`decode_message`]) knows JSON, and `state` knows neither.
 //!
 //! # Effectively once
 //!
@@ -87,9 +87,9 @@ use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, T
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
-use super::push_dead_letter;
 use super::window::Window;
-use crate::events::{Instant, decode};
+use super::{decode_message, push_dead_letter};
+use crate::events::Instant;
 use crate::store::{Batch, Store, StoreError};
 
 /// How soon a missing topic is looked for again.
@@ -758,11 +758,8 @@ impl Worker {
                     payload.len()
                 );
                 push_dead_letter(&mut batch, source, offset as u64, &payload[..max_bytes], reason, at);
-            } else {
-                match decode(payload) {
-                    Ok(ev) => events.push(ev),
-                    Err(e) => push_dead_letter(&mut batch, source, offset as u64, payload, e.to_string(), at),
-                }
+            } else if let Some(ev) = decode_message(&mut batch, source, offset as u64, payload, at) {
+                events.push(ev);
             }
             if let Some(dl) = batch.dead_letters.get(dead_before) {
                 dlq.push(DlqCopy {
