@@ -271,6 +271,12 @@ impl KafkaArgs {
         }
     }
 
+    /// Whether a batch may grow past `batch_max_messages` to catch up
+    /// (`--kafka-catch-up-max-messages`).
+    pub fn catches_up(&self) -> bool {
+        self.catch_up_max_messages > self.batch_max_messages
+    }
+
     /// The dead-letter topic of a source topic.
     pub fn dlq_topic(&self, topic: &str) -> String {
         format!("{topic}{}", self.dlq_suffix)
@@ -666,10 +672,12 @@ impl Worker {
         }
         // The end of each new partition now, so that a consumer starting behind reads its
         // backlog in large batches at once, not only from the first statistics on.
-        for p in &added {
-            match self.consumer.fetch_watermarks(&p.topic, p.partition, END_TIMEOUT) {
-                Ok((_, high)) => _ = lock(&self.ends).insert((p.topic.clone(), p.partition), high),
-                Err(e) => tracing::debug!(source = %p.source, error = %e, "Cannot read a partition's end yet."),
+        if self.args.catches_up() {
+            for p in &added {
+                match self.consumer.fetch_watermarks(&p.topic, p.partition, END_TIMEOUT) {
+                    Ok((_, high)) => _ = lock(&self.ends).insert((p.topic.clone(), p.partition), high),
+                    Err(e) => tracing::debug!(source = %p.source, error = %e, "Cannot read a partition's end yet."),
+                }
             }
         }
         self.partitions.extend(added);
@@ -785,7 +793,7 @@ impl Worker {
     /// Asking the broker here instead (`fetch_watermarks`) blocked a busy consumer for up to
     /// its timeout.
     fn behind(&self, next: &BTreeMap<usize, i64>) -> bool {
-        if self.args.catch_up_max_messages <= self.args.batch_max_messages {
+        if !self.args.catches_up() {
             return false;
         }
         let ends = lock(&self.ends);
