@@ -78,7 +78,8 @@ pub struct ReplayArgs {
     #[command(flatten)]
     pub db: DbArgs,
 
-    /// Events applied per write transaction, at most.
+    /// Events whose changed rows are held in memory before they are written into the
+    /// window's write transaction. Bigger is faster and uses more memory.
     #[arg(long, env = "GOATVIEW_BATCH_SIZE", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub batch_size: u64,
 

@@ -69,8 +69,8 @@ pub struct DeadLetter {
 #[derive(Debug, Default)]
 pub struct Batch {
     pub events: Vec<Event>,
-    /// Valid events consumed with this batch but not in `events`: applied before it by
-    /// [`Store::apply_part`], or superseded within a replay window. They count as applied.
+    /// Valid events consumed with this batch but not in `events`: superseded within its
+    /// window. They count as applied.
     pub other_events: u64,
     pub dead_letters: Vec<DeadLetter>,
     /// Source id → opaque position bytes, to resume after this batch.
@@ -145,7 +145,7 @@ impl Store {
 
     /// Applies a batch atomically with its positions; returns nothing until durable.
     pub fn commit(&self, batch: &Batch) -> Result<(), StoreError> {
-        self.commit_as(batch, Durability::Immediate)
+        self.commit_window(batch, usize::MAX, true)
     }
 
     /// [`Store::commit`] without waiting for the disk: readers see the batch at once, and
@@ -153,11 +153,17 @@ impl Store {
     /// before that loses the batch together with its positions, so its source is read
     /// again from where the last durable commit left it: nothing is lost or counted twice.
     pub fn commit_visible(&self, batch: &Batch) -> Result<(), StoreError> {
-        self.commit_as(batch, Durability::None)
+        self.commit_window(batch, usize::MAX, false)
     }
 
-    fn commit_as(&self, batch: &Batch, durability: Durability) -> Result<(), StoreError> {
-        self.write(&batch.events, durability, |t| {
+    /// Commits a window's batch, however large, in one transaction ([`Store::commit`] if
+    /// `durable`, else [`Store::commit_visible`]), writing the rows changed by every `stage`
+    /// events into it as it goes. That bounds the rows held in memory; and a page the
+    /// window touches again is changed in place, where a transaction per part would copy it
+    /// once a part, and commit it each time.
+    pub fn commit_window(&self, batch: &Batch, stage: usize, durable: bool) -> Result<(), StoreError> {
+        let durability = if durable { Durability::Immediate } else { Durability::None };
+        self.write(&batch.events, stage, durability, |t| {
             for dl in &batch.dead_letters {
                 t.dead_letters.insert((dl.source.as_str(), dl.position), state::encode(dl).as_slice())?;
             }
@@ -176,20 +182,20 @@ impl Store {
         Ok(())
     }
 
-    /// Applies events in a transaction of their own, without positions or counters: the
-    /// start of a window whose last [`Batch`] carries them. If the process dies before
-    /// that batch commits, the window is read again, and applying its events a second
-    /// time changes nothing. So the transaction need not reach the disk by itself: the
-    /// window's last, durable commit takes it there.
+    /// Applies events in a transaction of their own, without positions or counters, and
+    /// without waiting for the disk: what a process that died part-way through a window
+    /// could leave if windows were split into transactions. Applying the same events again
+    /// changes nothing.
     pub fn apply_part(&self, events: &[Event]) -> Result<(), StoreError> {
-        self.write(events, Durability::None, |_| Ok(()))
+        self.write(events, usize::MAX, Durability::None, |_| Ok(()))
     }
 
-    /// One write transaction: applies `events`, writes their pending rows, then lets
-    /// `bookkeeping` add what goes with them, and commits.
+    /// One write transaction: applies `events`, writing their pending rows after every
+    /// `stage` of them, then lets `bookkeeping` add what goes with them, and commits.
     fn write(
         &self,
         events: &[Event],
+        stage: usize,
         durability: Durability,
         bookkeeping: impl FnOnce(&mut Tables) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
@@ -198,10 +204,12 @@ impl Store {
         txn.set_durability(durability).map_err(|e| StoreError::Durability(e.to_string()))?;
         {
             let mut t = Tables::open(&txn)?;
-            for ev in events {
-                state::apply(&mut t, ev)?;
+            for part in events.chunks(stage.max(1)) {
+                for ev in part {
+                    state::apply(&mut t, ev)?;
+                }
+                t.flush()?;
             }
-            t.flush()?;
             bookkeeping(&mut t)?;
         }
         txn.commit()?;

@@ -197,8 +197,8 @@ fn converges(
     // One transaction for the whole log: every event sees the batch's own writes.
     sb.apply_lines(b, b.len());
     prop_assert_eq!(sa.dump(), sb.dump(), "state differs between two delivery orders");
-    // `b` replayed from a file in windows, superseded scrapes dropped, each window applied
-    // in transactions of `batch` events.
+    // `b` replayed from a file in windows, superseded scrapes dropped, each window one
+    // transaction whose rows are written every `batch` events.
     let log = sc.dir.path().join("b.ndjson");
     std::fs::write(&log, b.iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();
     let batching = Batching { batch_size: batch, window: 3 * batch };

@@ -92,10 +92,10 @@ fn an_interrupted_replay_resumes_without_loss_or_double_counting() {
     assert_eq!(ts.dump(), clean.dump());
 }
 
-/// A window is applied in several transactions, and only its last one stores the position
-/// and the counts. A process that dies after an earlier one leaves part of the window
-/// applied; the next replay reads the window again, and the state and counts come out
-/// exactly as in one clean pass.
+/// A store may hold part of a window's events without the window's position: a build that
+/// split windows into transactions left that when it died after an earlier one. The next
+/// replay reads the window again (one transaction, its rows written every 4 events), and
+/// the state and counts come out exactly as in one clean pass.
 #[test]
 fn a_window_cut_short_is_read_again_without_double_counting() {
     let all = lines(GOLDEN);
@@ -104,7 +104,7 @@ fn a_window_cut_short_is_read_again_without_double_counting() {
     let ts = TestStore::new();
     let log = ts.dir.path().join("log.ndjson");
     std::fs::write(&log, all.iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();
-    // What the first transaction of a window over the whole file would have applied.
+    // What the first of such transactions of a window over the whole file applied.
     let events: Vec<_> = all.iter().filter_map(|l| goatview::events::decode(l.as_bytes()).ok()).collect();
     ts.store.apply_part(&events[..events.len() / 2]).unwrap();
     assert_eq!(ts.store.counter(EVENTS_APPLIED).unwrap(), 0, "a part counts nothing");

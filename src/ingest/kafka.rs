@@ -29,10 +29,10 @@
 //! is off by default), a consumer with a backlog (started late, restarted, or fallen
 //! behind by a full batch or more) instead keeps reading until its batch holds that many,
 //! a window like a replay's (`super::window`): of a video's scrapes in it only the latest
-//! is kept. The batch is applied in transactions of `--kafka-batch-max-messages`
-//! ([`Store::apply_part`]), and the positions commit with the last. A crash before that
-//! reads the whole batch again, and applying its events a second time changes nothing.
-//! At scale L a backlog holds each video several times, so most scrapes are never applied.
+//! is kept. The batch commits in one transaction like any other, its changed rows written
+//! into it every `--kafka-batch-max-messages` events ([`Store::commit_window`]); readers
+//! see it when it is whole, and a crash before that reads it again. At scale L a backlog
+//! holds each video several times, so most scrapes are never applied.
 //!
 //! # Why manual assignment, not a consumer group
 //!
@@ -201,7 +201,7 @@ pub struct KafkaArgs {
     #[arg(long = "kafka-dlq-suffix", env = "GOATVIEW_KAFKA_DLQ_SUFFIX", default_value = ".dlq")]
     pub dlq_suffix: String,
 
-    /// Most messages per write transaction.
+    /// Most messages per batch: one write transaction, unless the consumer is catching up.
     #[arg(
         long = "kafka-batch-max-messages",
         env = "GOATVIEW_KAFKA_BATCH_MAX_MESSAGES",
@@ -218,10 +218,10 @@ pub struct KafkaArgs {
     /// Most messages one batch holds while the consumer is behind (a full batch or more
     /// still waiting in the broker when a batch would close). A scrape superseded by a later
     /// one of the same video is dropped as it comes, so such a batch can read many more. It
-    /// is applied in transactions of `--kafka-batch-max-messages`, and the positions commit
-    /// with the last. Up to `--kafka-batch-max-messages` (the default) turns this off: at
-    /// scale L, 1,000,000 reads a backlog 2–3× faster, but while serving it took the process
-    /// past 2 GiB.
+    /// commits in one transaction, its changed rows written into it every
+    /// `--kafka-batch-max-messages` events. Up to `--kafka-batch-max-messages` (the
+    /// default) turns this off: at scale L, 1,000,000 reads a backlog 2–3× faster, but
+    /// while serving it took the process past 2 GiB.
     #[arg(
         long = "kafka-catch-up-max-messages",
         env = "GOATVIEW_KAFKA_CATCH_UP_MAX_MESSAGES",
@@ -829,25 +829,18 @@ impl Worker {
 
     /// Publishes DLQ copies, commits the batch to the store (durably when a sync is due
     /// or the consumer stops), then reports progress. A batch read while catching up
-    /// applies its events in several transactions; the positions commit with the last.
+    /// writes its changed rows every `--kafka-batch-max-messages` events.
     fn commit(&mut self, Gathered { mut events, mut batch, dlq, next }: Gathered) -> Result<(), ConsumerError> {
         if !dlq.is_empty() {
             self.publish_dlq(&dlq);
         }
         let started = WallClock::now();
-        let parts = events.take_parts(self.args.batch_max_messages as usize);
-        for part in parts.leading() {
-            if let Err(e) = self.store.apply_part(part) {
-                tracing::error!(error = %e, "Cannot apply part of a Kafka batch; stopping the consumer.");
-                return Err(e.into());
-            }
-        }
-        let transactions = parts.leading().count() + 1;
-        batch.other_events = parts.other_events;
-        batch.events = parts.into_last();
+        let read = events.read();
+        batch.events = events.take();
+        batch.other_events = read - batch.events.len() as u64;
         self.unsynced_since.get_or_insert(started);
         let durable = self.stopped() || self.sync_due().is_some_and(|due| started >= due);
-        let committed = if durable { self.store.commit(&batch) } else { self.store.commit_visible(&batch) };
+        let committed = self.store.commit_window(&batch, self.args.batch_max_messages as usize, durable);
         if let Err(e) = committed {
             tracing::error!(error = %e, messages = batch.len(), "Cannot commit a Kafka batch; stopping the consumer.");
             return Err(e.into());
@@ -863,7 +856,6 @@ impl Worker {
         tracing::debug!(
             events,
             dead_letters = dead,
-            transactions,
             durable,
             commit_ms = started.elapsed().as_millis() as u64,
             "Kafka batch committed."

@@ -67,10 +67,11 @@ pub fn source_id(path: &Path) -> String {
 /// at 1.8 GiB, where the default cache took a window of 1,000,000 past 2 GiB.
 pub const REPLAY_CACHE_MIB: u64 = 512;
 
-/// How a replay groups what it reads into write transactions.
+/// How a replay groups what it reads: one write transaction per window.
 #[derive(Clone, Copy, Debug)]
 pub struct Batching {
-    /// Events applied per write transaction, at most.
+    /// Events whose changed rows are held in memory before they are written into the
+    /// window's transaction ([`Store::commit_window`]).
     pub batch_size: usize,
     /// Events and dead letters held before they are applied (a [`Window`]): the video
     /// events that a later one in the window supersedes are never applied. At least
@@ -79,7 +80,7 @@ pub struct Batching {
 }
 
 impl Batching {
-    /// One transaction per `batch_size` events, each its own window.
+    /// Windows of `batch_size` events.
     pub fn of(batch_size: usize) -> Batching {
         Batching { batch_size, window: batch_size }
     }
@@ -265,7 +266,7 @@ struct Cursor {
     source: String,
     /// When dead letters are recorded.
     now: Instant,
-    /// Events per transaction, at most.
+    /// Events whose rows are written together within a window's transaction.
     batch_size: usize,
     /// Events and dead letters held before the window is applied.
     window_size: usize,
@@ -281,8 +282,8 @@ struct Cursor {
     since: WallClock,
 }
 
-/// Applies the window in transactions of at most `batch_size` events. The last one carries
-/// the dead letters, the counts and the position just past the window.
+/// Applies the window in one durable transaction, with its dead letters, its counts and
+/// the position just past it: a window cut short by a crash is read again whole.
 fn apply_window(
     store: &Store,
     cur: &mut Cursor,
@@ -293,22 +294,19 @@ fn apply_window(
     progress(Progress::Applying(&cur.pos));
     let (read, held) = (cur.window.read(), cur.window.held() as u64);
     let (applied, superseded) = (held, read - held);
-    let parts = cur.window.take_parts(cur.batch_size);
-    for part in parts.leading() {
-        store.apply_part(part)?;
-    }
+    let events = cur.window.take();
     let dead_letters = std::mem::take(&mut cur.dead.dead_letters);
     summary.events += read;
     summary.superseded += superseded;
     summary.dead_letters += dead_letters.len() as u64;
     cur.pos.prefix_sha256 = cur.hasher.clone().finalize().into();
     let batch = Batch {
-        other_events: parts.other_events,
-        events: parts.into_last(),
+        other_events: read - events.len() as u64,
+        events,
         dead_letters,
         positions: vec![(cur.source.clone(), bincode::serialize(&cur.pos).expect("serializable"))],
     };
-    store.commit(&batch)?;
+    store.commit_window(&batch, cur.batch_size, true)?;
     tracing::debug!(
         line = cur.pos.line,
         events = read,

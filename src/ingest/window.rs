@@ -68,42 +68,6 @@ impl Window {
     }
 }
 
-/// A window's events as write transactions of at most `batch_size` events each: the
-/// leading ones, applied without positions ([`crate::store::Store::apply_part`]), and the
-/// last, which commits with the positions.
-pub struct Parts {
-    events: Vec<Event>,
-    size: usize,
-    /// Where the last transaction's events start in `events`.
-    last: usize,
-    /// Valid events read into the window and not in the last transaction: superseded, or
-    /// in a leading one. The last transaction counts them as applied.
-    pub other_events: u64,
-}
-
-impl Parts {
-    /// The transactions before the last.
-    pub fn leading(&self) -> std::slice::Chunks<'_, Event> {
-        self.events[..self.last].chunks(self.size)
-    }
-
-    /// The last transaction's events.
-    pub fn into_last(mut self) -> Vec<Event> {
-        self.events.split_off(self.last)
-    }
-}
-
-impl Window {
-    /// [`Window::take`], split into transactions of at most `batch_size` events.
-    pub fn take_parts(&mut self, batch_size: usize) -> Parts {
-        let read = self.read();
-        let events = self.take();
-        let size = batch_size.max(1);
-        let last = events.len().saturating_sub(size);
-        Parts { other_events: read - (events.len() - last) as u64, events, size, last }
-    }
-}
-
 /// The video register an event writes, if it is a video event of a project.
 fn video_key(ev: &Event) -> Option<(Id, Id)> {
     let video = match &ev.body {
@@ -154,34 +118,23 @@ mod tests {
     }
 
     #[test]
-    fn parts_put_other_events_first_and_count_every_event_read_in_the_last() {
+    fn take_puts_other_events_first_then_videos_by_creator() {
         let profile = decode(
             br#"{"type":"creator.snapshot","event_id":"00000000-0000-4000-8000-0000000000ff","project_id":"0e000000-0000-4000-8000-000000000001","occurred_at":"2026-03-01T00:00:00Z","creator_id":"c0000000-0000-4000-8000-000000000001","tiktok_handle":"h","follower_count":3}"#,
         )
         .unwrap();
         let winner = scrape(1, "2026-03-03T00:00:00Z", 3, 30);
         let mut w = Window::default();
-        w.push(scrape(1, "2026-03-01T00:00:00Z", 1, 10));
         w.push(scrape(2, "2026-03-01T00:00:00Z", 4, 7));
+        w.push(scrape(1, "2026-03-01T00:00:00Z", 1, 10));
         w.push(winner.clone());
         w.push(profile.clone());
-        w.push(scrape(3, "2026-03-01T00:00:00Z", 5, 9));
         w.push(scrape(1, "2026-03-02T00:00:00Z", 2, 20));
-        let parts = w.take_parts(2);
-        // Four held (profile, videos 1, 2, 3), in apply order; the last two commit last.
-        let leading: Vec<&[Event]> = parts.leading().collect();
-        assert_eq!(leading.len(), 1);
-        assert_eq!(leading[0][0], profile, "other events first");
-        assert_eq!(leading[0][1], winner);
-        assert_eq!(parts.other_events, 4, "two superseded and two applied before the last part");
-        assert_eq!(parts.into_last().len(), 2);
+        assert_eq!(w.read(), 5);
+        let taken = w.take();
+        assert_eq!(taken.len(), 3, "profile, videos 1 and 2");
+        assert_eq!(taken[0], profile, "other events first");
+        assert_eq!(taken[1], winner, "then videos in id order");
         assert_eq!((w.held(), w.read()), (0, 0));
-
-        let mut w = Window::default();
-        w.push(profile.clone());
-        let parts = w.take_parts(100);
-        assert_eq!(parts.leading().count(), 0);
-        assert_eq!(parts.other_events, 0);
-        assert_eq!(parts.into_last(), vec![profile]);
     }
 }

@@ -106,7 +106,7 @@ pub struct BenchBroker {
     #[arg(long, env = "GOATVIEW_BENCH_TOPIC_PREFIX", default_value = "gvbench")]
     pub topic_prefix: String,
 
-    /// Most messages per write transaction (as `serve --kafka-batch-max-messages`).
+    /// Most messages per batch (as `serve --kafka-batch-max-messages`).
     #[arg(long, env = "GOATVIEW_BENCH_BATCH_MAX_MESSAGES", default_value_t = 50_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub batch_max_messages: u64,
 
@@ -170,7 +170,8 @@ pub struct IngestArgs {
     #[arg(long, env = "GOATVIEW_BENCH_DB")]
     pub db: Option<PathBuf>,
 
-    /// Events applied per write transaction, at most.
+    /// Events whose changed rows are held in memory before they are written into the
+    /// window's write transaction. Bigger is faster and uses more memory.
     #[arg(long, env = "GOATVIEW_BENCH_BATCH_SIZE", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub batch_size: u64,
 
