@@ -220,8 +220,8 @@ pub struct KafkaArgs {
     /// one of the same video is dropped as it comes, so such a batch can read many more. It
     /// commits in one transaction, its changed rows written into it every
     /// `--kafka-batch-max-messages` events. Up to `--kafka-batch-max-messages` (the
-    /// default) turns this off: at scale L, 1,000,000 reads a backlog 2–3× faster, but
-    /// while serving it took the process past 2 GiB.
+    /// default) turns this off: at scale L, 1,000,000 read the whole log 7× faster, but
+    /// while serving it took the process past 2 GiB (unless `MALLOC_ARENA_MAX=2`).
     #[arg(
         long = "kafka-catch-up-max-messages",
         env = "GOATVIEW_KAFKA_CATCH_UP_MAX_MESSAGES",
