@@ -835,9 +835,7 @@ impl Worker {
             self.publish_dlq(&dlq);
         }
         let started = WallClock::now();
-        let read = events.read();
-        batch.events = events.take();
-        batch.other_events = read - batch.events.len() as u64;
+        events.take_into(&mut batch);
         self.unsynced_since.get_or_insert(started);
         let durable = self.stopped() || self.sync_due().is_some_and(|due| started >= due);
         let committed = self.store.commit_window(&batch, self.args.batch_max_messages as usize, durable);

@@ -294,18 +294,17 @@ fn apply_window(
     progress(Progress::Applying(&cur.pos));
     let (read, held) = (cur.window.read(), cur.window.held() as u64);
     let (applied, superseded) = (held, read - held);
-    let events = cur.window.take();
     let dead_letters = std::mem::take(&mut cur.dead.dead_letters);
     summary.events += read;
     summary.superseded += superseded;
     summary.dead_letters += dead_letters.len() as u64;
     cur.pos.prefix_sha256 = cur.hasher.clone().finalize().into();
-    let batch = Batch {
-        other_events: read - events.len() as u64,
-        events,
+    let mut batch = Batch {
         dead_letters,
         positions: vec![(cur.source.clone(), bincode::serialize(&cur.pos).expect("serializable"))],
+        ..Default::default()
     };
+    cur.window.take_into(&mut batch);
     store.commit_window(&batch, cur.batch_size, true)?;
     tracing::debug!(
         line = cur.pos.line,

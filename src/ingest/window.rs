@@ -13,6 +13,7 @@ use rustc_hash::FxHashMap;
 
 use crate::events::{Body, Event, Id};
 use crate::state::ID_MIN;
+use crate::store::Batch;
 
 /// Events held for one window.
 #[derive(Default)]
@@ -65,6 +66,14 @@ impl Window {
         // Stable: the other events (all `None`) keep their order.
         events.sort_by_cached_key(apply_order);
         events
+    }
+
+    /// [`Window::take`] into `batch`, whose other events then count the superseded ones:
+    /// every valid event read is counted once, by the batch that commits the window.
+    pub fn take_into(&mut self, batch: &mut Batch) {
+        let read = self.read();
+        batch.events = self.take();
+        batch.other_events = read - batch.events.len() as u64;
     }
 }
 
@@ -135,6 +144,19 @@ mod tests {
         assert_eq!(taken.len(), 3, "profile, videos 1 and 2");
         assert_eq!(taken[0], profile, "other events first");
         assert_eq!(taken[1], winner, "then videos in id order");
+        assert_eq!((w.held(), w.read()), (0, 0));
+    }
+
+    #[test]
+    fn take_into_counts_what_was_superseded_as_the_batch_s_other_events() {
+        let mut w = Window::default();
+        w.push(scrape(1, "2026-03-01T00:00:00Z", 1, 10));
+        w.push(scrape(2, "2026-03-01T00:00:00Z", 2, 7));
+        w.push(scrape(1, "2026-03-02T00:00:00Z", 3, 20));
+        let mut batch = Batch::default();
+        w.take_into(&mut batch);
+        assert_eq!(batch.events.len(), 2);
+        assert_eq!(batch.other_events, 1, "the superseded scrape counts, unapplied");
         assert_eq!((w.held(), w.read()), (0, 0));
     }
 }
