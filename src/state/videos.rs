@@ -665,18 +665,57 @@ where
     Ok(())
 }
 
+/// Staged `by_metric` and `hist_cells` rows from which [`Tables::flush`] writes them on a
+/// second thread: below this, starting one costs more than it saves.
+const SECOND_THREAD_MIN_ROWS: usize = 4096;
+
 impl Tables<'_> {
     /// Writes the pending rows. Every write transaction calls this before it commits;
     /// readers never see a transaction without it.
+    ///
+    /// A write transaction has one writer, but redb lets disjoint tables of it be written
+    /// from different threads. `by_metric` and `hist_cells`, about half the time spent here
+    /// (5 rows a video each), go on a second core while this one writes the others.
     pub fn flush(&mut self) -> Result<()> {
-        for (key, reg) in sorted(&mut self.pending.videos) {
-            self.videos.insert(key, reg.as_slice())?;
+        let Tables {
+            videos,
+            by_posted,
+            by_metric,
+            project_buckets,
+            creator_buckets,
+            creator_posts,
+            hist_cells,
+            campaign_creators,
+            pending,
+            ..
+        } = self;
+        let parallel = pending.by_metric.len() + pending.hist.len() >= SECOND_THREAD_MIN_ROWS;
+        let mut second = || -> Result<()> {
+            write_staged(&mut pending.by_metric, by_metric)?;
+            write_deltas(&mut pending.hist, hist_cells)
+        };
+        let mut first = || -> Result<()> {
+            for (key, reg) in sorted(&mut pending.videos) {
+                videos.insert(key, reg.as_slice())?;
+            }
+            write_staged(&mut pending.by_posted, by_posted)?;
+            write_deltas(&mut pending.project, project_buckets)?;
+            write_deltas(&mut pending.creator, creator_buckets)?;
+            write_creator_posts(&mut pending.creator_posts, creator_posts)?;
+            write_deltas(&mut pending.campaign_creators, campaign_creators)
+        };
+        if parallel {
+            std::thread::scope(|s| {
+                let other = s.spawn(second);
+                let here = first();
+                let there = other.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                here.and(there)
+            })?;
+        } else {
+            first()?;
+            second()?;
         }
-        write_staged(&mut self.pending.by_posted, &mut self.by_posted)?;
-        write_staged(&mut self.pending.by_metric, &mut self.by_metric)?;
-        write_deltas(&mut self.pending.project, &mut self.project_buckets)?;
-        write_deltas(&mut self.pending.creator, &mut self.creator_buckets)?;
-        write_creator_posts(&mut self.pending.creator_posts, &mut self.creator_posts)?;
+        // After by_posted, which rebuilding a top list reads.
         self.write_best()?;
         for (key, sums) in sorted(&mut self.pending.campaign) {
             if sums.posts > 0 {
@@ -685,8 +724,6 @@ impl Tables<'_> {
                 self.campaign_buckets.remove(key)?;
             }
         }
-        write_deltas(&mut self.pending.hist, &mut self.hist_cells)?;
-        write_deltas(&mut self.pending.campaign_creators, &mut self.campaign_creators)?;
         self.flush_goals()
     }
 
@@ -940,6 +977,40 @@ mod tests {
         assert_eq!(3i64.added_to(Some(4)).unwrap(), Some(7));
         assert_eq!((-4i64).added_to(Some(4)).unwrap(), None);
         assert!((-5i64).added_to(Some(4)).is_err());
+    }
+
+    /// Rows written on two threads are the rows written on one: a generated log applied in
+    /// one transaction with a single flush (over the threshold, so on two threads) and with
+    /// a flush every few events (under it) leaves the same state.
+    #[test]
+    fn rows_written_on_two_threads_are_the_rows_written_on_one() {
+        let sample = crate::r#gen::generate(&crate::r#gen::GenConfig::new(3, crate::r#gen::Scale::Test));
+        let events: Vec<_> = sample.lines.iter().filter_map(|l| crate::events::decode(l.as_bytes()).ok()).collect();
+        let applied = |stage: usize| {
+            let dir = tempfile::tempdir().unwrap();
+            let db = redb::Database::create(dir.path().join("state.redb")).unwrap();
+            let txn = db.begin_write().unwrap();
+            let mut most_staged = 0;
+            {
+                let mut t = Tables::open(&txn).unwrap();
+                for part in events.chunks(stage) {
+                    for ev in part {
+                        super::super::apply(&mut t, ev).unwrap();
+                    }
+                    most_staged = most_staged.max(t.pending.by_metric.len() + t.pending.hist.len());
+                    t.flush().unwrap();
+                }
+            }
+            txn.commit().unwrap();
+            let rtxn = redb::ReadableDatabase::begin_read(&db).unwrap();
+            (most_staged, super::super::tables::dump_state(&rtxn).unwrap())
+        };
+        let (two_threads, state) = applied(events.len());
+        let (one_thread, same) = applied(16);
+        assert!(two_threads >= SECOND_THREAD_MIN_ROWS, "{two_threads} rows staged");
+        assert!(one_thread < SECOND_THREAD_MIN_ROWS, "{one_thread} rows staged");
+        assert!(state.len() > 10_000, "{} rows", state.len());
+        assert!(state == same, "the two states differ");
     }
 
     /// The dense cell positions agree with the HDR histogram itself: every cell maps to a
