@@ -204,11 +204,13 @@ impl Store {
         txn.set_durability(durability).map_err(|e| StoreError::Durability(e.to_string()))?;
         {
             let mut t = Tables::open(&txn)?;
+            // A window of many stages stays on one thread (`Tables::flush_on_two_threads`).
+            let one_stage = events.len() <= stage;
             for part in events.chunks(stage.max(1)) {
                 for ev in part {
                     state::apply(&mut t, ev)?;
                 }
-                t.flush()?;
+                if one_stage { t.flush_on_two_threads()? } else { t.flush()? }
             }
             bookkeeping(&mut t)?;
         }
