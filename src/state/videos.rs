@@ -682,9 +682,9 @@ impl Tables<'_> {
     /// write transaction has one writer, but redb lets disjoint tables of it be written from
     /// different threads.
     ///
-    /// For a transaction of one stage, such as a Kafka batch: a second thread made those
-    /// faster. In a window of many stages the trees outgrow redb's write buffer, and it
-    /// saved no time at full L while the second thread's malloc arena added 100–250 MiB.
+    /// Meant for a transaction of one stage, such as a Kafka batch, which a second thread
+    /// made faster. In a window of many stages the trees outgrow redb's write buffer: at
+    /// full L it saved no time there, and the second thread's malloc arena added 100–250 MiB.
     pub fn flush_on_two_threads(&mut self) -> Result<()> {
         self.write_pending(true)
     }
