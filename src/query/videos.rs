@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BinaryHeap};
 use redb::{ReadTransaction, ReadableTable};
 
 use super::*;
+use crate::state::tables::CreatorMedian;
 use crate::state::videos::{HIST_CELLS, Metric, hist_cell_high, hist_cell_index, hist_index_cell};
 use crate::time::{Period, local_dow_hour, local_hour_spans, runs, unit_start};
 
@@ -272,42 +273,56 @@ pub fn outliers(rtxn: &ReadTransaction, p: &ProjectView, q: &OutliersParams) -> 
 
 /// Outliers by merging every creator's videos in view order (a heap of one stream per
 /// creator), skipping those posted outside the period: cheap when most are inside it.
+/// A creator's first candidate comes from its `creator_median` row; its stream of videos
+/// is opened only when that candidate reaches the top of the heap, so an answer costs a
+/// scan of the creators' rows and a descent per creator it reaches, not one per creator.
 pub fn outliers_by_merge(rtxn: &ReadTransaction, p: &ProjectView, q: &OutliersParams) -> Result<Vec<OutlierRow>> {
     let period = period(p, &q.range);
     let medians = rtxn.open_table(defs::creator_median)?;
     let views = rtxn.open_table(defs::creator_views)?;
-    let mut streams = Vec::new();
+    let mut streams: Vec<ViewsRange<'_>> = Vec::new();
     let mut heap = BinaryHeap::new();
     for e in medians.range((p.id, ID_MIN)..=(p.id, ID_MAX))? {
         let (k, v) = e?;
         let creator = k.value().1;
-        let (n, a, b) = v.value();
-        let median = median_of(&views, p.id, creator, n, (a, b))?;
+        let row = CreatorMedian::from_row(v.value());
+        let median = row.median();
         if median <= 0.0 {
             continue;
         }
-        let mut stream = views.range((p.id, creator, 0, ID_MIN)..=(p.id, creator, u64::MAX, ID_MAX))?;
-        if let Some(head) = next_candidate(&mut stream, median)? {
-            heap.push(Candidate { head, stream: streams.len(), median, creator });
-        }
-        streams.push(stream);
+        let (top, video) = row.top;
+        let most = !top;
+        heap.push(Candidate { ratio: most as f64 / median, views: most, video, median, creator, opened: None });
     }
     let mut rows = Vec::new();
     let videos = rtxn.open_table(defs::videos)?;
     let creators = rtxn.open_table(defs::creators)?;
-    while let Some(Candidate { head, stream, median, creator }) = heap.pop() {
-        if head.ratio < q.min_x_multiple {
+    while let Some(c) = heap.pop() {
+        if c.ratio < q.min_x_multiple {
             break;
         }
-        if period.contains(head.posted) {
-            let v = video_record(&videos, p.id, head.video)?.ok_or_else(missing)?;
-            rows.push(outlier_row(&creators, p.id, &head, median, creator, v)?);
+        let Some((posted, stream)) = c.opened else {
+            // The creator's first video: open its stream there, and put the same
+            // candidate back with its posting time.
+            let from = (p.id, c.creator, !c.views, c.video);
+            let mut range = views.range(from..=(p.id, c.creator, u64::MAX, ID_MAX))?;
+            let first = next_candidate(&mut range, &c, streams.len())?.ok_or_else(missing)?;
+            if first.video != c.video {
+                return Err(missing());
+            }
+            heap.push(first);
+            streams.push(range);
+            continue;
+        };
+        if period.contains(posted) {
+            let v = video_record(&videos, p.id, c.video)?.ok_or_else(missing)?;
+            rows.push(outlier_row(&creators, p.id, &c, posted, v)?);
             if rows.len() as u64 >= q.limit {
                 break;
             }
         }
-        if let Some(next) = next_candidate(&mut streams[stream], median)? {
-            heap.push(Candidate { head: next, stream, median, creator });
+        if let Some(next) = next_candidate(&mut streams[stream], &c, stream)? {
+            heap.push(next);
         }
     }
     Ok(rows)
@@ -319,7 +334,6 @@ pub fn outliers_in_period(rtxn: &ReadTransaction, p: &ProjectView, q: &OutliersP
     let period = &period(p, &q.range);
     let by_posted = rtxn.open_table(defs::by_posted)?;
     let medians = rtxn.open_table(defs::creator_median)?;
-    let views = rtxn.open_table(defs::creator_views)?;
     let videos = rtxn.open_table(defs::videos)?;
     let creators = rtxn.open_table(defs::creators)?;
     let mut median_by_creator: std::collections::HashMap<Id, f64> = std::collections::HashMap::new();
@@ -329,12 +343,12 @@ pub fn outliers_in_period(rtxn: &ReadTransaction, p: &ProjectView, q: &OutliersP
         let (k, v) = e?;
         let (_, secs, nanos, video) = k.value();
         let posted = Instant { secs, nanos };
-        let (creator, count, ..) = v.value();
+        let (creator, views, ..) = v.value();
         let median = match median_by_creator.get(&creator) {
             Some(&m) => m,
             None => {
-                let (n, a, b) = medians.get((p.id, creator))?.ok_or_else(missing)?.value();
-                let m = median_of(&views, p.id, creator, n, (a, b))?;
+                let row = medians.get((p.id, creator))?.ok_or_else(missing)?.value();
+                let m = CreatorMedian::from_row(row).median();
                 median_by_creator.insert(creator, m);
                 m
             }
@@ -342,22 +356,20 @@ pub fn outliers_in_period(rtxn: &ReadTransaction, p: &ProjectView, q: &OutliersP
         if median <= 0.0 {
             continue;
         }
-        let head = Head { ratio: count as f64 / median, views: count, video, posted };
-        if head.ratio >= q.min_x_multiple {
-            found.push((head, median, creator));
+        let c = Candidate { ratio: views as f64 / median, views, video, median, creator, opened: None };
+        if c.ratio >= q.min_x_multiple {
+            found.push((c, posted));
         }
     }
     // Answer order: ratio desc, then view_count desc, then video_id asc.
-    found.sort_by(|(a, ..), (b, ..)| {
-        b.ratio.total_cmp(&a.ratio).then(b.views.cmp(&a.views)).then(a.video.cmp(&b.video))
-    });
+    found.sort_by(|(a, _), (b, _)| b.cmp(a));
     // Records are read for the returned rows only.
     found
         .into_iter()
         .take(q.limit as usize)
-        .map(|(head, median, creator)| {
-            let record = video_record(&videos, p.id, head.video)?.ok_or_else(missing)?;
-            outlier_row(&creators, p.id, &head, median, creator, record)
+        .map(|(c, posted)| {
+            let record = video_record(&videos, p.id, c.video)?.ok_or_else(missing)?;
+            outlier_row(&creators, p.id, &c, posted, record)
         })
         .collect()
 }
@@ -365,79 +377,61 @@ pub fn outliers_in_period(rtxn: &ReadTransaction, p: &ProjectView, q: &OutliersP
 fn outlier_row(
     creators: &impl ReadableTable<(IdKey, IdKey), &'static [u8]>,
     p: Id,
-    head: &Head,
-    median: f64,
-    creator: Id,
+    c: &Candidate,
+    posted: Instant,
     v: VideoSnapshot,
 ) -> Result<OutlierRow> {
-    let c = creator_profile(creators, p, creator)?.ok_or_else(missing)?;
+    let profile = creator_profile(creators, p, c.creator)?.ok_or_else(missing)?;
     Ok(OutlierRow {
-        video_id: crate::events::id_to_string(&head.video),
-        creator_id: crate::events::id_to_string(&creator),
-        view_count: head.views,
-        median_views: median,
-        x_multiple: round2(head.ratio),
-        posted_at: head.posted.to_rfc3339(),
+        video_id: crate::events::id_to_string(&c.video),
+        creator_id: crate::events::id_to_string(&c.creator),
+        view_count: c.views,
+        median_views: c.median,
+        x_multiple: round2(c.ratio),
+        posted_at: posted.to_rfc3339(),
         title: v.title,
         thumbnail_url: v.thumbnail_url,
         url: v.url,
-        tiktok_handle: Some(c.tiktok_handle),
-        display_name: c.display_name,
-        avatar_url: c.avatar_url,
+        tiktok_handle: Some(profile.tiktok_handle),
+        display_name: profile.display_name,
+        avatar_url: profile.avatar_url,
     })
 }
 
 type ViewsRange<'a> = redb::Range<'a, (IdKey, IdKey, u64, IdKey), (i64, u32)>;
 
-/// The median of a creator's visible view counts, from the stored lower-middle key.
-pub(crate) fn median_of(
-    views: &impl ReadableTable<(IdKey, IdKey, u64, IdKey), (i64, u32)>,
-    p: Id,
-    creator: Id,
-    n: u64,
-    lower_middle: (u64, Id),
-) -> Result<f64> {
-    let a = !lower_middle.0;
-    if n % 2 == 1 {
-        return Ok(a as f64);
-    }
-    let mut r = views.range((p, creator, lower_middle.0, lower_middle.1)..=(p, creator, u64::MAX, ID_MAX))?;
-    r.next().transpose()?;
-    let b = r.next().transpose()?.map(|(k, _)| !k.value().2).ok_or_else(missing)?;
-    Ok((u128::from(a) + u128::from(b)) as f64 / 2.0)
-}
-
-struct Head {
+/// A video that may be an outlier: the next of its creator's videos in view order.
+struct Candidate {
     ratio: f64,
     views: u64,
     video: Id,
-    posted: Instant,
-}
-
-struct Candidate {
-    head: Head,
-    stream: usize,
     median: f64,
     creator: Id,
+    /// Its posting time and the index of its creator's stream, once that stream is open.
+    opened: Option<(Instant, usize)>,
 }
 
-fn next_candidate(stream: &mut ViewsRange<'_>, median: f64) -> Result<Option<Head>> {
-    Ok(stream.next().transpose()?.map(|(k, v)| {
+/// The next video of a creator's stream (`stream` its index), as a candidate.
+fn next_candidate(range: &mut ViewsRange<'_>, of: &Candidate, stream: usize) -> Result<Option<Candidate>> {
+    Ok(range.next().transpose()?.map(|(k, v)| {
         let (_, _, nv, video) = k.value();
-        let (s, n) = v.value();
+        let (secs, nanos) = v.value();
         let views = !nv;
-        Head { ratio: views as f64 / median, views, video, posted: Instant { secs: s, nanos: n } }
+        Candidate {
+            ratio: views as f64 / of.median,
+            views,
+            video,
+            median: of.median,
+            creator: of.creator,
+            opened: Some((Instant { secs, nanos }, stream)),
+        }
     }))
 }
 
 // Max-heap order: ratio desc, then view_count desc, then video_id asc.
 impl Ord for Candidate {
     fn cmp(&self, o: &Self) -> std::cmp::Ordering {
-        self.head
-            .ratio
-            .total_cmp(&o.head.ratio)
-            .then(self.head.views.cmp(&o.head.views))
-            .then(o.head.video.cmp(&self.head.video))
+        self.ratio.total_cmp(&o.ratio).then(self.views.cmp(&o.views)).then(o.video.cmp(&self.video))
     }
 }
 impl PartialOrd for Candidate {

@@ -16,6 +16,44 @@ type Bytes = &'static [u8];
 pub type SumsRow = (u64, u128, u128, u128, u128);
 /// A posted_at instant as (seconds, nanoseconds).
 pub type At = (i64, u32);
+/// A [`CreatorMedian`] as stored: (n, lower, lower id, upper, upper id, top, top id).
+pub type MedianRow = (u64, u64, Id, u64, Id, u64, Id);
+/// A [`MedianRow`] as read and written.
+pub type MedianValue = (u64, u64, crate::events::Id, u64, crate::events::Id, u64, crate::events::Id);
+
+/// Where a creator's median and best video sit in its `creator_views` keys `(!views,
+/// video)`, kept by ingestion so that outliers reads a creator's median and first
+/// candidate from one row instead of two B-tree descents.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CreatorMedian {
+    /// Visible videos of the creator.
+    pub n: u64,
+    /// The lower-middle key.
+    pub lower: (u64, crate::events::Id),
+    /// The key right after `lower` (the upper middle when `n` is even); `lower` when `n` is 1.
+    pub upper: (u64, crate::events::Id),
+    /// The first key: the video with most views.
+    pub top: (u64, crate::events::Id),
+}
+
+impl CreatorMedian {
+    /// The median view count: the mean of the two middle ones for an even count.
+    pub fn median(&self) -> f64 {
+        let a = !self.lower.0;
+        if self.n % 2 == 1 {
+            return a as f64;
+        }
+        (u128::from(a) + u128::from(!self.upper.0)) as f64 / 2.0
+    }
+
+    pub fn from_row((n, l, li, u, ui, t, ti): MedianValue) -> CreatorMedian {
+        CreatorMedian { n, lower: (l, li), upper: (u, ui), top: (t, ti) }
+    }
+
+    pub fn row(&self) -> MedianValue {
+        (self.n, self.lower.0, self.lower.1, self.upper.0, self.upper.1, self.top.0, self.top.1)
+    }
+}
 
 /// Fixed-size byte strings as redb keys and values: compared with one `memcmp` and
 /// encoded without allocating. (redb's own `[u8; N]` compares byte by byte through the
@@ -257,8 +295,9 @@ tables! {
     by_metric: (P, u8, u64, Id) => At;
     /// (project, creator, !views, video) of visible videos → posted_at.
     creator_views: (P, Id, u64, Id) => At;
-    /// (project, creator) → (number of visible videos, lower-middle key (!views, video)).
-    creator_median: (P, Id) => (u64, u64, Id);
+    /// (project, creator) → a [`CreatorMedian`]: the number of visible videos and three
+    /// `creator_views` keys (!views, video): the lower middle, the one after it, the first.
+    creator_median: (P, Id) => MedianRow;
     /// (project, level, unit) → sums.
     project_buckets: (P, u8, i64) => SumsRow;
     /// (project, level, unit, creator) → sums.

@@ -8,7 +8,7 @@ use rustc_hash::FxHashMap;
 
 use redb::ReadableTable;
 
-use super::tables::{At, CREATOR_POSTS_ENTRY, SumsRow, Tables, creator_posts_entries};
+use super::tables::{At, CREATOR_POSTS_ENTRY, CreatorMedian, SumsRow, Tables, creator_posts_entries};
 use super::top::TopList;
 use super::{ID_MAX, ID_MIN, Reg, Result, StateError, campaigns, encode, get_present, get_reg, goals};
 use crate::events::{Counts, CreatorSnapshot, Id, Instant, ItemType, Stamp, VideoSnapshot};
@@ -829,26 +829,17 @@ pub fn hist_index_cell(i: usize) -> u64 {
 
 /// Keeps a creator's median in step: `creator_median` points at the lower-middle entry of
 /// `creator_views` and moves at most one step per insert or removal, so a median costs
-/// O(log n) to maintain and O(1) to read, however many videos the creator has.
+/// O(log n) to maintain and O(1) to read, however many videos the creator has. The row
+/// also keeps the entry after the lower middle and the first entry ([`CreatorMedian`]).
 fn median_update(t: &mut Tables, p: Id, creator: Id, x: (u64, Id), at: (i64, u32), add: bool) -> Result<()> {
-    let cur = t.creator_median.get((p, creator))?.map(|g| g.value());
-    let (n, m) = cur.map_or((0, x), |(n, a, b)| (n, (a, b)));
+    let cur = t.creator_median.get((p, creator))?.map(|g| CreatorMedian::from_row(g.value()));
+    let (n, m) = cur.map_or((0, x), |c| (c.n, c.lower));
     let key = |k: (u64, Id)| (p, creator, k.0, k.1);
     let lo = (p, creator, 0u64, ID_MIN);
-    let hi = (p, creator, u64::MAX, ID_MAX);
     let pred = |t: &Tables, k: (u64, Id)| -> Result<(u64, Id)> {
         let (g, _) = t.creator_views.range(lo..key(k))?.next_back().transpose()?.ok_or_else(median_lost)?;
         let (_, _, a, b) = g.value();
         Ok((a, b))
-    };
-    let succ = |t: &Tables, k: (u64, Id)| -> Result<(u64, Id)> {
-        for e in t.creator_views.range(key(k)..=hi)? {
-            let (_, _, a, b) = e?.0.value();
-            if (a, b) > k {
-                return Ok((a, b));
-            }
-        }
-        Err(median_lost())
     };
     let (n2, m2) = if add {
         t.creator_views.insert(key(x), at)?;
@@ -857,47 +848,101 @@ fn median_update(t: &mut Tables, p: Id, creator: Id, x: (u64, Id), at: (i64, u32
         } else if n % 2 == 1 {
             if x < m { pred(t, m)? } else { m }
         } else if x > m {
-            succ(t, m)?
+            views_after(t, p, creator, m)?
         } else {
             m
         };
         (n + 1, m2)
     } else {
+        if cur.is_none() {
+            return Err(median_lost());
+        }
         t.creator_views.remove(key(x))?;
-        let m2 = if n <= 1 {
-            x
-        } else if n % 2 == 1 {
+        if n == 1 {
+            t.creator_median.remove((p, creator))?;
+            return Ok(());
+        }
+        let m2 = if n % 2 == 1 {
             if x >= m { pred(t, m)? } else { m }
         } else if x <= m {
-            succ(t, m)?
+            views_after(t, p, creator, m)?
         } else {
             m
         };
         (n - 1, m2)
     };
-    if n2 == 0 {
-        t.creator_median.remove((p, creator))?;
-    } else {
-        t.creator_median.insert((p, creator), (n2, m2.0, m2.1))?;
-    }
+    let upper = if n2 == 1 { m2 } else { views_after(t, p, creator, m2)? };
+    let top = match cur {
+        None => x,
+        Some(c) if add => c.top.min(x),
+        Some(c) if x != c.top => c.top,
+        Some(_) => first_views(t, p, creator)?,
+    };
+    let row = CreatorMedian { n: n2, lower: m2, upper, top };
+    t.creator_median.insert((p, creator), row.row())?;
     Ok(())
 }
 
 /// Moves one video of a creator from key `x` to key `y` (its views changed). When both
-/// lie on the same side of the median entry, as they mostly do, the median stays put and
-/// only the two `creator_views` rows change.
+/// lie on the same side of the median entry, as they mostly do, the median stays put:
+/// the two `creator_views` rows change, and the median row only if its first entry (on
+/// the side before the median) or the entry after the median (on the side after) does.
 fn median_move(t: &mut Tables, p: Id, creator: Id, x: (u64, Id), y: (u64, Id), at: (i64, u32)) -> Result<()> {
-    let cur = t.creator_median.get((p, creator))?.map(|g| g.value());
-    if let Some((_, a, b)) = cur {
-        let m = (a, b);
+    let cur = t.creator_median.get((p, creator))?.map(|g| CreatorMedian::from_row(g.value()));
+    if let Some(c) = cur {
+        let m = c.lower;
         if (x < m && y < m) || (x > m && y > m) {
             t.creator_views.remove((p, creator, x.0, x.1))?;
             t.creator_views.insert((p, creator, y.0, y.1), at)?;
+            let mut next = c;
+            if x < m {
+                next.top = if y < c.top {
+                    y
+                } else if x == c.top {
+                    first_views(t, p, creator)?
+                } else {
+                    c.top
+                };
+            } else {
+                next.upper = if y < c.upper {
+                    y
+                } else if x == c.upper {
+                    views_after(t, p, creator, m)?
+                } else {
+                    c.upper
+                };
+            }
+            if next != c {
+                t.creator_median.insert((p, creator), next.row())?;
+            }
             return Ok(());
         }
     }
     median_update(t, p, creator, x, at, false)?;
     median_update(t, p, creator, y, at, true)
+}
+
+/// The creator's first `creator_views` key: its video with most views.
+fn first_views(t: &Tables, p: Id, creator: Id) -> Result<(u64, Id)> {
+    let (g, _) = t
+        .creator_views
+        .range((p, creator, 0u64, ID_MIN)..=(p, creator, u64::MAX, ID_MAX))?
+        .next()
+        .transpose()?
+        .ok_or_else(median_lost)?;
+    let (_, _, a, b) = g.value();
+    Ok((a, b))
+}
+
+/// The creator's `creator_views` key right after `k` (which need not be present).
+fn views_after(t: &Tables, p: Id, creator: Id, k: (u64, Id)) -> Result<(u64, Id)> {
+    for e in t.creator_views.range((p, creator, k.0, k.1)..=(p, creator, u64::MAX, ID_MAX))? {
+        let (_, _, a, b) = e?.0.value();
+        if (a, b) > k {
+            return Ok((a, b));
+        }
+    }
+    Err(median_lost())
 }
 
 fn median_lost() -> StateError {
@@ -1027,6 +1072,64 @@ mod tests {
         assert!(staged > 10_000, "{staged} rows staged");
         assert!(state.len() > 10_000, "{} rows", state.len());
         assert!(state == same, "the two states differ");
+    }
+
+    /// A creator's median row is what its `creator_views` keys say, after every insert,
+    /// removal and move of a long random sequence: views going up and down, ties, and
+    /// the first and middle videos moving and leaving.
+    #[test]
+    fn creator_median_rows_match_the_creators_views() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = redb::Database::create(dir.path().join("state.redb")).unwrap();
+        let txn = db.begin_write().unwrap();
+        let mut t = Tables::open(&txn).unwrap();
+        let (p, creator) = ([1u8; 16], [2u8; 16]);
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = |bound: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % bound
+        };
+        let mut views: FxHashMap<Id, u64> = FxHashMap::default();
+        for step in 0..4_000 {
+            let video = [next(40) as u8; 16];
+            let v = next(30);
+            let at = (step, 0);
+            match views.get(&video).copied() {
+                None => {
+                    median_update(&mut t, p, creator, (!v, video), at, true).unwrap();
+                    views.insert(video, v);
+                }
+                Some(old) if next(4) == 0 => {
+                    median_update(&mut t, p, creator, (!old, video), at, false).unwrap();
+                    views.remove(&video);
+                }
+                Some(old) if old != v => {
+                    median_move(&mut t, p, creator, (!old, video), (!v, video), at).unwrap();
+                    views.insert(video, v);
+                }
+                Some(_) => continue,
+            }
+            let keys: Vec<(u64, Id)> = t
+                .creator_views
+                .range((p, creator, 0, ID_MIN)..=(p, creator, u64::MAX, ID_MAX))
+                .unwrap()
+                .map(|e| {
+                    let (_, _, a, b) = e.unwrap().0.value();
+                    (a, b)
+                })
+                .collect();
+            assert_eq!(keys.len(), views.len());
+            let row = t.creator_median.get((p, creator)).unwrap().map(|g| CreatorMedian::from_row(g.value()));
+            let n = keys.len();
+            let want = (n > 0).then(|| {
+                let lower = (n - 1) / 2;
+                CreatorMedian { n: n as u64, lower: keys[lower], upper: keys[(lower + 1).min(n - 1)], top: keys[0] }
+            });
+            assert_eq!(row, want, "step {step}");
+        }
+        assert!(views.len() > 20, "{} videos left", views.len());
     }
 
     /// The dense cell positions agree with the HDR histogram itself: every cell maps to a
