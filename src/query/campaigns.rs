@@ -7,7 +7,7 @@ use rustc_hash::FxHashMap;
 
 use super::*;
 use crate::events::{ItemType, id_to_string};
-use crate::state::tables::{IdKey, SumsRow, overlap_entries};
+use crate::state::tables::{IdKey, SumsRow, creator_count_entries, overlap_entries};
 use crate::state::top;
 use crate::state::videos::Sums;
 use crate::state::{Reg, decode};
@@ -71,7 +71,7 @@ struct Tallies {
     /// Runs of local-day units `(level, first, end)`.
     runs: Vec<(Level, i64, i64)>,
     buckets: redb::ReadOnlyTable<(IdKey, IdKey, u8, i64), SumsRow>,
-    creators: redb::ReadOnlyTable<(IdKey, IdKey, u8, i64, IdKey), u64>,
+    creators: redb::ReadOnlyTable<(IdKey, IdKey, u8, i64), &'static [u8]>,
     best: redb::ReadOnlyTable<(IdKey, IdKey, u8, i64), &'static [u8]>,
 }
 
@@ -103,14 +103,15 @@ impl Tallies {
         if sums.posts == 0 {
             return Ok((sums, 0, None));
         }
-        // Distinct creators by sort and dedup: cheaper than a hash set for the thousands
-        // of (unit, creator) rows a campaign has over a period.
-        let mut creators: Vec<Id> = Vec::new();
+        // Distinct creators by sort and dedup: cheaper than a hash set for the hundreds of
+        // (unit, creator) entries a campaign has over a period. Ids sort as integers, which
+        // compare faster than byte arrays; only their number matters.
+        let mut creators: Vec<u128> = Vec::new();
         let mut best: Option<top::Key> = None;
         for &(l, a, b) in &self.runs {
             let (p, l) = (self.p, l as u8);
-            for e in self.creators.range((p, c, l, a, ID_MIN)..=(p, c, l, b - 1, ID_MAX))? {
-                creators.push(e?.0.value().4);
+            for e in self.creators.range((p, c, l, a)..(p, c, l, b))? {
+                creators.extend(creator_count_entries(e?.1.value()).map(|(id, _)| u128::from_ne_bytes(id)));
             }
             for e in self.best.range((p, c, l, a)..(p, c, l, b))? {
                 let head = top::TopList::decode(e?.1.value()).and_then(|t| t.first());

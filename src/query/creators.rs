@@ -6,7 +6,7 @@ use super::*;
 use crate::events::{GoalMetric, id_to_string};
 use crate::state::decode;
 use crate::state::goals::GoalProgress;
-use crate::state::tables::{IdKey, creator_posts_entries};
+use crate::state::tables::{IdKey, creator_count_entries};
 use crate::time::{Period, local_date, local_hour_spans, unit_of, unit_start};
 
 /// Every tracked creator ranked by views in the period.
@@ -213,7 +213,7 @@ fn days_posted(
                 }
                 current = Some(day);
             }
-            for (creator, posts) in creator_posts_entries(v.value()) {
+            for (creator, posts) in creator_count_entries(v.value()) {
                 let n = *numbers.entry(creator).or_insert_with(|| {
                     ids.push(creator);
                     slots.push(0);

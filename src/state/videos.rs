@@ -8,7 +8,7 @@ use rustc_hash::FxHashMap;
 
 use redb::ReadableTable;
 
-use super::tables::{At, CREATOR_POSTS_ENTRY, CreatorMedian, SumsRow, Tables, creator_posts_entries};
+use super::tables::{At, CREATOR_COUNT_ENTRY, CreatorMedian, SumsRow, Tables, creator_count_entries};
 use super::top::TopList;
 use super::{ID_MAX, ID_MIN, Reg, Result, StateError, campaigns, encode, get_present, get_reg, goals};
 use crate::events::{Counts, CreatorSnapshot, Id, Instant, ItemType, Stamp, VideoSnapshot};
@@ -291,9 +291,8 @@ fn contribute_to_campaigns<'a>(
 pub fn rebuild_campaign_units(t: &mut Tables, p: Id) -> Result<()> {
     let units = (p, ID_MIN, 0, i64::MIN)..=(p, ID_MAX, u8::MAX, i64::MAX);
     t.campaign_buckets.retain_in(units.clone(), |_, _| false)?;
-    t.campaign_best.retain_in(units, |_, _| false)?;
-    let rows = (p, ID_MIN, 0, i64::MIN, ID_MIN)..=(p, ID_MAX, u8::MAX, i64::MAX, ID_MAX);
-    t.campaign_creators.retain_in(rows, |_, _| false)?;
+    t.campaign_best.retain_in(units.clone(), |_, _| false)?;
+    t.campaign_creators.retain_in(units, |_, _| false)?;
     // `by_posted` holds every visible video with its counts.
     let mut visible = Vec::new();
     for e in t.by_posted.range((p, i64::MIN, 0, ID_MIN)..=(p, i64::MAX, u32::MAX, ID_MAX))? {
@@ -592,25 +591,30 @@ where
     Ok(())
 }
 
-/// Adds the pending changes of creators' posts to the `creator_posts` row of each unit:
-/// entries stay in creator id order, and an entry (a row) that reaches zero goes.
-fn write_creator_posts(
-    pending: &mut FxHashMap<(Id, u8, i64, Id), i64>,
-    table: &mut redb::Table<'_, (super::tables::IdKey, u8, i64), &'static [u8]>,
-) -> Result<()> {
-    let changes = sorted(pending);
-    for unit_changes in changes.chunk_by(|a, b| a.0.0 == b.0.0 && a.0.1 == b.0.1 && a.0.2 == b.0.2) {
-        let ((p, l, u, _), _) = unit_changes[0];
-        let old: Vec<(Id, u32)> = match table.get((p, l, u))? {
-            Some(row) => creator_posts_entries(row.value()).collect(),
+/// Adds pending changes of creators' counts to the packed row of each unit
+/// ([`creator_count_entries`]): `changes` in (row key, creator) order. Entries stay in
+/// creator id order; one that reaches zero goes, and so does a row left empty.
+fn write_creator_counts<K, R>(
+    changes: impl IntoIterator<Item = (R, Id, i64)>,
+    table: &mut redb::Table<'_, K, &'static [u8]>,
+) -> Result<()>
+where
+    K: for<'a> redb::Key<SelfType<'a> = R> + 'static,
+    R: Copy + PartialEq,
+{
+    let changes: Vec<(R, Id, i64)> = changes.into_iter().filter(|c| c.2 != 0).collect();
+    for unit_changes in changes.chunk_by(|a, b| a.0 == b.0) {
+        let key = unit_changes[0].0;
+        let old: Vec<(Id, u32)> = match table.get(key)? {
+            Some(row) => creator_count_entries(row.value()).collect(),
             None => Vec::new(),
         };
-        let mut row = Vec::with_capacity((old.len() + unit_changes.len()) * CREATOR_POSTS_ENTRY);
-        let mut push = |creator: &Id, posts: i64| -> Result<()> {
-            if posts != 0 {
-                let posts = u32::try_from(posts).map_err(|_| underflow())?;
+        let mut row = Vec::with_capacity((old.len() + unit_changes.len()) * CREATOR_COUNT_ENTRY);
+        let mut push = |creator: &Id, count: i64| -> Result<()> {
+            if count != 0 {
+                let count = u32::try_from(count).map_err(|_| underflow())?;
                 row.extend_from_slice(creator);
-                row.extend_from_slice(&posts.to_le_bytes());
+                row.extend_from_slice(&count.to_le_bytes());
             }
             Ok(())
         };
@@ -618,13 +622,13 @@ fn write_creator_posts(
         let (mut i, mut j) = (0, 0);
         while i < old.len() || j < unit_changes.len() {
             let order = match (old.get(i), unit_changes.get(j)) {
-                (Some(a), Some(b)) => a.0.cmp(&b.0.3),
+                (Some(a), Some(b)) => a.0.cmp(&b.1),
                 (Some(_), None) => std::cmp::Ordering::Less,
                 (None, _) => std::cmp::Ordering::Greater,
             };
             match order {
                 std::cmp::Ordering::Equal => {
-                    push(&old[i].0, i64::from(old[i].1) + unit_changes[j].1)?;
+                    push(&old[i].0, i64::from(old[i].1) + unit_changes[j].2)?;
                     (i, j) = (i + 1, j + 1);
                 }
                 std::cmp::Ordering::Less => {
@@ -632,15 +636,15 @@ fn write_creator_posts(
                     i += 1;
                 }
                 std::cmp::Ordering::Greater => {
-                    push(&unit_changes[j].0.3, unit_changes[j].1)?;
+                    push(&unit_changes[j].1, unit_changes[j].2)?;
                     j += 1;
                 }
             }
         }
         if row.is_empty() {
-            table.remove((p, l, u))?;
+            table.remove(key)?;
         } else {
-            table.insert((p, l, u), row.as_slice())?;
+            table.insert(key, row.as_slice())?;
         }
     }
     Ok(())
@@ -718,8 +722,10 @@ impl Tables<'_> {
             write_staged(&mut pending.by_posted, by_posted)?;
             write_deltas(&mut pending.project, project_buckets)?;
             write_deltas(&mut pending.creator, creator_buckets)?;
-            write_creator_posts(&mut pending.creator_posts, creator_posts)?;
-            write_deltas(&mut pending.campaign_creators, campaign_creators)
+            let posts = sorted(&mut pending.creator_posts).into_iter();
+            write_creator_counts(posts.map(|((p, l, u, c), n)| ((p, l, u), c, n)), creator_posts)?;
+            let campaigns = sorted(&mut pending.campaign_creators).into_iter();
+            write_creator_counts(campaigns.map(|((p, r, l, u, c), n)| ((p, r, l, u), c, n)), campaign_creators)
         };
         if parallel {
             std::thread::scope(|s| {
