@@ -39,6 +39,14 @@ impl Level {
     /// 14 rows per fine level.
     pub const CAMPAIGN: [Level; 2] = [Level::Day, Level::Block];
 
+    /// The levels whose units hold a few dozen videos at most (at scale L), where rows of
+    /// per-creator posts and of HDR cells are packed one per unit.
+    pub const FINE: [Level; 2] = [Level::Quarter, Level::Hour];
+
+    pub const fn is_fine(self) -> bool {
+        matches!(self, Level::Quarter | Level::Hour)
+    }
+
     /// Width of one unit, in quarters (an hour; a UTC day; 8 and 32 UTC days).
     pub const fn quarters(self) -> i64 {
         match self {

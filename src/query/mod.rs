@@ -23,7 +23,7 @@ use redb::{ReadTransaction, ReadableTable};
 use serde::Serialize;
 
 use crate::events::{Id, Instant};
-use crate::state::tables::{FollowerPoint, IdKey};
+use crate::state::tables::{FollowerPoint, IdKey, creator_sums_entries};
 use crate::state::{KeyInfo, ProjectInfo, Result, defs, get_present};
 
 /// A visible project, as a request sees it.
@@ -380,13 +380,22 @@ pub(crate) fn project_sums(rtxn: &ReadTransaction, p: Id, period: &Period) -> Re
 
 /// Per-creator sums over a period, for creators with at least one visible video in it.
 pub(crate) fn creator_sums(rtxn: &ReadTransaction, p: Id, period: &Period) -> Result<rustc_hash::FxHashMap<Id, Sums>> {
-    let t = rtxn.open_table(defs::creator_buckets)?;
+    let coarse = rtxn.open_table(defs::creator_buckets)?;
+    let fine = rtxn.open_table(defs::creator_rows)?;
     let mut out: rustc_hash::FxHashMap<Id, Sums> = Default::default();
-    for (l, a, b) in runs(&period_units(rtxn, p, period)?) {
-        let l = l as u8;
-        for e in t.range((p, l, a, ID_MIN)..=(p, l, b - 1, ID_MAX))? {
-            let (k, v) = e?;
-            out.entry(k.value().3).or_default().add(&Sums::from_row(v.value()));
+    for (level, a, b) in runs(&period_units(rtxn, p, period)?) {
+        let l = level as u8;
+        if level.is_fine() {
+            for e in fine.range((p, l, a)..(p, l, b))? {
+                for (creator, sums) in creator_sums_entries(e?.1.value()) {
+                    out.entry(creator).or_default().add(&sums);
+                }
+            }
+        } else {
+            for e in coarse.range((p, l, a, ID_MIN)..=(p, l, b - 1, ID_MAX))? {
+                let (k, v) = e?;
+                out.entry(k.value().3).or_default().add(&Sums::from_row(v.value()));
+            }
         }
     }
     Ok(out)

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BinaryHeap};
 use redb::{ReadTransaction, ReadableTable};
 
 use super::*;
-use crate::state::tables::CreatorMedian;
+use crate::state::tables::{CreatorMedian, hist_entries};
 use crate::state::videos::{HIST_CELLS, Metric, hist_cell_high, hist_cell_index, hist_index_cell};
 use crate::time::{Period, local_dow_hour, local_hour_spans, runs, unit_start};
 
@@ -157,15 +157,24 @@ pub fn view_distribution(
     q: &ViewDistributionParams,
 ) -> Result<ViewDistribution> {
     let period = period(p, &q.range);
-    let t = rtxn.open_table(defs::hist_cells)?;
+    let coarse = rtxn.open_table(defs::hist_cells)?;
+    let fine = rtxn.open_table(defs::hist_rows)?;
     // Units repeat the same few thousand cells: they add up in an array with a slot per
     // cell, which is already in value order.
     let mut merged = vec![0u64; HIST_CELLS];
-    for (l, a, b) in runs(&period_units(rtxn, p.id, &period)?) {
-        let l = l as u8;
-        for e in t.range((p.id, l, a, 0)..=(p.id, l, b - 1, u64::MAX))? {
-            let (k, v) = e?;
-            merged[hist_cell_index(k.value().3)] += v.value();
+    for (level, a, b) in runs(&period_units(rtxn, p.id, &period)?) {
+        let l = level as u8;
+        if level.is_fine() {
+            for e in fine.range((p.id, l, a)..(p.id, l, b))? {
+                for (at, n) in hist_entries(e?.1.value()) {
+                    merged[usize::from(at)] += u64::from(n);
+                }
+            }
+        } else {
+            for e in coarse.range((p.id, l, a, 0)..=(p.id, l, b - 1, u64::MAX))? {
+                let (k, v) = e?;
+                merged[hist_cell_index(k.value().3)] += v.value();
+            }
         }
     }
     let cells: Vec<(u64, u64)> =

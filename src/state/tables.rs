@@ -8,6 +8,8 @@ use std::cmp::Ordering;
 
 use redb::{TableDefinition, TypeName, WriteTransaction};
 
+use super::videos::Sums;
+
 type P = IdKey;
 type Id = IdKey;
 type KeyHash = HashKey;
@@ -108,17 +110,91 @@ byte_key!(
     HashKey, 32, "goatview::KeyHash"
 );
 
-/// Bytes of one entry of a [`defs::creator_posts`] or [`defs::campaign_creators`] row: a
-/// creator's id, then its number of videos as a little-endian `u32`.
-pub const CREATOR_COUNT_ENTRY: usize = 20;
+/// A fixed-size part of an entry of a packed row ([`entries`]), little-endian.
+pub trait Packed: Sized {
+    /// Bytes it takes in a row.
+    const LEN: usize;
+    fn put(&self, row: &mut Vec<u8>);
+    /// Reads it from exactly [`Self::LEN`] bytes.
+    fn get(bytes: &[u8]) -> Self;
+}
+
+impl Packed for crate::events::Id {
+    const LEN: usize = 16;
+    fn put(&self, row: &mut Vec<u8>) {
+        row.extend_from_slice(self);
+    }
+    fn get(bytes: &[u8]) -> Self {
+        bytes.try_into().expect("16 bytes")
+    }
+}
+
+impl Packed for u16 {
+    const LEN: usize = 2;
+    fn put(&self, row: &mut Vec<u8>) {
+        row.extend_from_slice(&self.to_le_bytes());
+    }
+    fn get(bytes: &[u8]) -> Self {
+        u16::from_le_bytes(bytes.try_into().expect("2 bytes"))
+    }
+}
+
+impl Packed for u32 {
+    const LEN: usize = 4;
+    fn put(&self, row: &mut Vec<u8>) {
+        row.extend_from_slice(&self.to_le_bytes());
+    }
+    fn get(bytes: &[u8]) -> Self {
+        u32::from_le_bytes(bytes.try_into().expect("4 bytes"))
+    }
+}
+
+/// Posts as a `u64`, then views, likes, comments and shares as `u128`s.
+impl Packed for Sums {
+    const LEN: usize = 8 + 4 * 16;
+    fn put(&self, row: &mut Vec<u8>) {
+        row.extend_from_slice(&self.posts.to_le_bytes());
+        for n in [self.views, self.likes, self.comments, self.shares] {
+            row.extend_from_slice(&n.to_le_bytes());
+        }
+    }
+    fn get(bytes: &[u8]) -> Self {
+        let wide = |i: usize| u128::from_le_bytes(bytes[8 + 16 * i..24 + 16 * i].try_into().expect("16 bytes"));
+        Sums {
+            posts: u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")),
+            views: wide(0),
+            likes: wide(1),
+            comments: wide(2),
+            shares: wide(3),
+        }
+    }
+}
+
+/// The (key, value) entries of a packed row, in key order: one row per unit in place of a
+/// B-tree row per key, for units that hold a few keys each.
+pub fn entries<K: Packed, V: Packed>(row: &[u8]) -> impl Iterator<Item = (K, V)> + '_ {
+    row.chunks_exact(K::LEN + V::LEN).map(|e| {
+        let (k, v) = e.split_at(K::LEN);
+        (K::get(k), V::get(v))
+    })
+}
 
 /// The (creator, videos) entries of a [`defs::creator_posts`] or [`defs::campaign_creators`]
-/// row, in creator id order.
+/// row, in creator id order: 20 bytes each.
 pub fn creator_count_entries(row: &[u8]) -> impl Iterator<Item = (crate::events::Id, u32)> + '_ {
-    row.chunks_exact(CREATOR_COUNT_ENTRY).map(|e| {
-        let (id, count) = e.split_at(16);
-        (id.try_into().expect("16 bytes"), u32::from_le_bytes(count.try_into().expect("4 bytes")))
-    })
+    entries(row)
+}
+
+/// The (HDR cell position, videos) entries of a [`defs::hist_rows`] row, in cell order: a
+/// cell's position in value order (`hist_cell_index`, under 2^16), 6 bytes each.
+pub fn hist_entries(row: &[u8]) -> impl Iterator<Item = (u16, u32)> + '_ {
+    entries(row)
+}
+
+/// The (creator, sums) entries of a [`defs::creator_rows`] row, in creator id order: 88
+/// bytes each.
+pub fn creator_sums_entries(row: &[u8]) -> impl Iterator<Item = (crate::events::Id, Sums)> + '_ {
+    entries(row)
 }
 
 /// The campaign ids of an [`defs::overlap_campaigns`] (or `overlap_rank`) row.
@@ -301,15 +377,25 @@ tables! {
     creator_median: (P, Id) => MedianRow;
     /// (project, level, unit) → sums.
     project_buckets: (P, u8, i64) => SumsRow;
-    /// (project, level, unit, creator) → sums.
+    /// (project, level, unit, creator) → sums; day, week and block levels only.
     creator_buckets: (P, u8, i64, Id) => SumsRow;
+    /// (project, level, unit) → every creator with visible videos in the unit and their
+    /// sums ([`creator_sums_entries`]); quarter and hour levels only, where a creator
+    /// rarely has two videos in a unit: a row per unit instead of one per creator.
+    creator_rows: (P, u8, i64) => Bytes;
     /// (project, level, unit) → every creator with posts in the unit and their count
     /// ([`creator_count_entries`]); quarter and hour levels only. The posts of
     /// `creator_buckets`, one row per unit: posting-consistency reads a creator-day per
     /// entry of 20 bytes instead of per B-tree row of 90.
     creator_posts: (P, u8, i64) => Bytes;
-    /// (project, level, unit, HDR cell lowest value) → number of videos.
+    /// (project, level, unit, HDR cell lowest value) → number of videos; day, week and
+    /// block levels only.
     hist_cells: (P, u8, i64, u64) => u64;
+    /// (project, level, unit) → the HDR cells of its videos and how many ([`hist_entries`]);
+    /// quarter and hour levels only. A unit there holds a few dozen videos, nearly each in
+    /// a cell of its own: a row per unit instead of per cell spares a scrape two B-tree
+    /// descents a level when its video changes cell.
+    hist_rows: (P, u8, i64) => Bytes;
     /// (project, root campaign, level, unit) → sums over its resolved videos; day and
     /// 32-day levels only (`Level::CAMPAIGN`), as are the two tables below.
     campaign_buckets: (P, Id, u8, i64) => SumsRow;
@@ -337,4 +423,35 @@ tables! {
     dead_letters: (&'static str, u64) => Bytes;
     /// counter name → value.
     counters: &'static str => u64;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A packed row reads back the entries written into it, the widest values included.
+    #[test]
+    fn packed_entries_read_back_what_was_put() {
+        let sums = [
+            Sums { posts: 1, views: 7, likes: 0, comments: 3, shares: 2 },
+            Sums { posts: u64::MAX, views: u128::MAX, likes: u128::MAX - 1, comments: 1 << 64, shares: 0 },
+        ];
+        let ids = [[0u8; 16], [0xff; 16]];
+        let mut row = Vec::new();
+        for (id, s) in ids.iter().zip(&sums) {
+            id.put(&mut row);
+            s.put(&mut row);
+        }
+        assert_eq!(row.len(), 2 * 88);
+        let back: Vec<_> = creator_sums_entries(&row).collect();
+        assert_eq!(back, vec![(ids[0], sums[0]), (ids[1], sums[1])]);
+
+        let mut row = Vec::new();
+        for (cell, n) in [(0u16, 1u32), (513, 70_000), (u16::MAX, u32::MAX)] {
+            cell.put(&mut row);
+            n.put(&mut row);
+        }
+        let back: Vec<_> = hist_entries(&row).collect();
+        assert_eq!(back, vec![(0, 1), (513, 70_000), (u16::MAX, u32::MAX)]);
+    }
 }

@@ -8,7 +8,7 @@ use rustc_hash::FxHashMap;
 
 use redb::ReadableTable;
 
-use super::tables::{At, CREATOR_COUNT_ENTRY, CreatorMedian, SumsRow, Tables, creator_count_entries};
+use super::tables::{At, CreatorMedian, Packed, SumsRow, Tables, entries};
 use super::top::TopList;
 use super::{ID_MAX, ID_MIN, Reg, Result, StateError, campaigns, encode, get_present, get_reg, goals};
 use crate::events::{Counts, CreatorSnapshot, Id, Instant, ItemType, Stamp, VideoSnapshot};
@@ -240,10 +240,10 @@ fn contribute(t: &mut Tables, p: Id, f: &Facts, add: bool) -> Result<()> {
     for level in Level::ALL {
         let (l, u) = (level as u8, unit_of(level, q));
         pending.project.entry((p, l, u)).or_default().add(&sums, delta);
-        pending.creator.entry((p, l, u, f.creator)).or_default().add(&sums, delta);
-        *pending.hist.entry((p, l, u, cell)).or_default() += delta;
+        pending.creator_sums(level, (p, u, f.creator)).add(&sums, delta);
+        pending.add_to_cell(level, (p, u), cell, delta);
     }
-    for level in [Level::Quarter, Level::Hour] {
+    for level in Level::FINE {
         *pending.creator_posts.entry((p, level as u8, unit_of(level, q), f.creator)).or_default() += delta;
     }
     contribute_to_campaigns(t, p, f, f.campaigns.iter(), add)
@@ -336,10 +336,10 @@ fn recount(t: &mut Tables, p: Id, old: &Facts, new: &Facts) -> Result<()> {
     for level in Level::ALL {
         let (l, u) = (level as u8, unit_of(level, q));
         pending.project.entry((p, l, u)).or_default().replace(&os, &ns);
-        pending.creator.entry((p, l, u, new.creator)).or_default().replace(&os, &ns);
+        pending.creator_sums(level, (p, u, new.creator)).replace(&os, &ns);
         if old_cell != new_cell {
-            *pending.hist.entry((p, l, u, old_cell)).or_default() -= 1;
-            *pending.hist.entry((p, l, u, new_cell)).or_default() += 1;
+            pending.add_to_cell(level, (p, u), old_cell, -1);
+            pending.add_to_cell(level, (p, u), new_cell, 1);
         }
     }
     if new.campaigns.is_empty() {
@@ -436,10 +436,16 @@ fn counts_row(creator: Id, c: &Counts) -> CountsRow {
 #[derive(Default)]
 pub struct Pending {
     project: FxHashMap<(Id, u8, i64), SumsDelta>,
+    /// Changes to `creator_buckets` (coarse levels).
     creator: FxHashMap<(Id, u8, i64, Id), SumsDelta>,
+    /// Changes to `creator_rows` (fine levels).
+    creator_rows: FxHashMap<(Id, u8, i64, Id), SumsDelta>,
     creator_posts: FxHashMap<(Id, u8, i64, Id), i64>,
     campaign: FxHashMap<CampaignKey, Sums>,
+    /// Changes to `hist_cells` (coarse levels).
     hist: FxHashMap<(Id, u8, i64, u64), i64>,
+    /// Changes to `hist_rows` (fine levels), by cell position.
+    hist_rows: FxHashMap<(Id, u8, i64, u16), i64>,
     campaign_creators: FxHashMap<(Id, Id, u8, i64, Id), i64>,
     by_posted: Staged<(Id, i64, u32, Id), CountsRow>,
     by_metric: Staged<(Id, u8, u64, Id), At>,
@@ -459,6 +465,23 @@ pub struct Pending {
 }
 
 impl Pending {
+    /// The pending change to creator `c`'s sums in unit `u` of project `p` at `level`.
+    fn creator_sums(&mut self, level: Level, (p, u, c): (Id, i64, Id)) -> &mut SumsDelta {
+        let map = if level.is_fine() { &mut self.creator_rows } else { &mut self.creator };
+        map.entry((p, level as u8, u, c)).or_default()
+    }
+
+    /// Counts `delta` videos into HDR cell `cell` of unit `u` of project `p` at `level`.
+    fn add_to_cell(&mut self, level: Level, (p, u): (Id, i64), cell: u64, delta: i64) {
+        let l = level as u8;
+        if level.is_fine() {
+            let at = u16::try_from(hist_cell_index(cell)).expect("HIST_CELLS < 2^16");
+            *self.hist_rows.entry((p, l, u, at)).or_default() += delta;
+        } else {
+            *self.hist.entry((p, l, u, cell)).or_default() += delta;
+        }
+    }
+
     /// Drops cached campaign reachability: memberships or campaigns changed.
     pub(super) fn forget_roots(&mut self) {
         self.creator_roots.get_mut().clear();
@@ -591,34 +614,57 @@ where
     Ok(())
 }
 
-/// Adds pending changes of creators' counts to the packed row of each unit
-/// ([`creator_count_entries`]): `changes` in (row key, creator) order. Entries stay in
-/// creator id order; one that reaches zero goes, and so does a row left empty.
-fn write_creator_counts<K, R>(
-    changes: impl IntoIterator<Item = (R, Id, i64)>,
+/// The value of an entry of a packed row ([`super::tables::entries`]) and how a pending
+/// change applies to it.
+trait EntryValue: Packed + Copy {
+    type Change: Copy + Default + PartialEq;
+    /// The value after `change`; `None` when it leaves nothing (the entry goes).
+    fn changed(old: Option<Self>, change: Self::Change) -> Result<Option<Self>>;
+}
+
+/// A count of videos.
+impl EntryValue for u32 {
+    type Change = i64;
+    fn changed(old: Option<u32>, change: i64) -> Result<Option<u32>> {
+        let new = change.added_to(old.map(u64::from))?;
+        new.map(|n| u32::try_from(n).map_err(|_| underflow())).transpose()
+    }
+}
+
+impl EntryValue for Sums {
+    type Change = SumsDelta;
+    fn changed(old: Option<Sums>, change: SumsDelta) -> Result<Option<Sums>> {
+        Ok(change.added_to(old.map(|s| s.row()))?.map(Sums::from_row))
+    }
+}
+
+/// Adds pending changes to the packed row of each unit: `changes` in (row key, entry key)
+/// order. Entries stay in key order; one left empty goes, and so does a row left empty.
+fn write_packed<K, R, E, V>(
+    changes: impl IntoIterator<Item = (R, E, V::Change)>,
     table: &mut redb::Table<'_, K, &'static [u8]>,
 ) -> Result<()>
 where
     K: for<'a> redb::Key<SelfType<'a> = R> + 'static,
     R: Copy + PartialEq,
+    E: Packed + Copy + Ord,
+    V: EntryValue,
 {
-    let changes: Vec<(R, Id, i64)> = changes.into_iter().filter(|c| c.2 != 0).collect();
+    let changes: Vec<(R, E, V::Change)> = changes.into_iter().filter(|c| c.2 != V::Change::default()).collect();
     for unit_changes in changes.chunk_by(|a, b| a.0 == b.0) {
         let key = unit_changes[0].0;
-        let old: Vec<(Id, u32)> = match table.get(key)? {
-            Some(row) => creator_count_entries(row.value()).collect(),
+        let old: Vec<(E, V)> = match table.get(key)? {
+            Some(row) => entries(row.value()).collect(),
             None => Vec::new(),
         };
-        let mut row = Vec::with_capacity((old.len() + unit_changes.len()) * CREATOR_COUNT_ENTRY);
-        let mut push = |creator: &Id, count: i64| -> Result<()> {
-            if count != 0 {
-                let count = u32::try_from(count).map_err(|_| underflow())?;
-                row.extend_from_slice(creator);
-                row.extend_from_slice(&count.to_le_bytes());
+        let mut row = Vec::with_capacity((old.len() + unit_changes.len()) * (E::LEN + V::LEN));
+        let mut push = |entry: &E, value: Option<V>| {
+            if let Some(value) = value {
+                entry.put(&mut row);
+                value.put(&mut row);
             }
-            Ok(())
         };
-        // Merge the two lists in creator order.
+        // Merge the two lists in key order.
         let (mut i, mut j) = (0, 0);
         while i < old.len() || j < unit_changes.len() {
             let order = match (old.get(i), unit_changes.get(j)) {
@@ -628,15 +674,15 @@ where
             };
             match order {
                 std::cmp::Ordering::Equal => {
-                    push(&old[i].0, i64::from(old[i].1) + unit_changes[j].2)?;
+                    push(&old[i].0, V::changed(Some(old[i].1), unit_changes[j].2)?);
                     (i, j) = (i + 1, j + 1);
                 }
                 std::cmp::Ordering::Less => {
-                    push(&old[i].0, i64::from(old[i].1))?;
+                    push(&old[i].0, Some(old[i].1));
                     i += 1;
                 }
                 std::cmp::Ordering::Greater => {
-                    push(&unit_changes[j].1, unit_changes[j].2)?;
+                    push(&unit_changes[j].1, V::changed(None, unit_changes[j].2)?);
                     j += 1;
                 }
             }
@@ -669,7 +715,7 @@ where
     Ok(())
 }
 
-/// Staged `by_metric` and `hist_cells` rows from which [`Tables::flush_on_two_threads`]
+/// Staged `by_metric` and HDR cell changes from which [`Tables::flush_on_two_threads`]
 /// writes them on a second thread: a batch of several thousand events, as a consumer that
 /// is behind reads, where it was measured to help. A consumer keeping up with 10,000
 /// events/s commits about 2,000 a batch, in milliseconds, where no gain was shown.
@@ -683,8 +729,8 @@ impl Tables<'_> {
         self.write_pending(usize::MAX)
     }
 
-    /// [`Tables::flush`], with `by_metric` and `hist_cells` (5 rows a video each, about half
-    /// the time spent writing) on a second thread when enough of their rows are staged. A
+    /// [`Tables::flush`], with `by_metric` and the HDR cells (`hist_cells`, `hist_rows`; 5
+    /// changes a video each, about half the time spent writing) on a second thread when enough of their rows are staged. A
     /// write transaction has one writer, but redb lets disjoint tables of it be written from
     /// different threads.
     ///
@@ -696,7 +742,7 @@ impl Tables<'_> {
     }
 
     /// Writes the pending rows, on two threads if `second_thread_from` or more
-    /// `by_metric` and `hist_cells` rows are staged.
+    /// `by_metric` rows and HDR cell changes are staged.
     fn write_pending(&mut self, second_thread_from: usize) -> Result<()> {
         let Tables {
             videos,
@@ -704,16 +750,20 @@ impl Tables<'_> {
             by_metric,
             project_buckets,
             creator_buckets,
+            creator_rows,
             creator_posts,
             hist_cells,
+            hist_rows,
             campaign_creators,
             pending,
             ..
         } = self;
-        let parallel = pending.by_metric.len() + pending.hist.len() >= second_thread_from;
+        let parallel = pending.by_metric.len() + pending.hist.len() + pending.hist_rows.len() >= second_thread_from;
         let mut second = || -> Result<()> {
             write_staged(&mut pending.by_metric, by_metric)?;
-            write_deltas(&mut pending.hist, hist_cells)
+            write_deltas(&mut pending.hist, hist_cells)?;
+            let cells = sorted(&mut pending.hist_rows).into_iter();
+            write_packed::<_, _, _, u32>(cells.map(|((p, l, u, at), n)| ((p, l, u), at, n)), hist_rows)
         };
         let mut first = || -> Result<()> {
             for (key, reg) in sorted(&mut pending.videos) {
@@ -722,10 +772,12 @@ impl Tables<'_> {
             write_staged(&mut pending.by_posted, by_posted)?;
             write_deltas(&mut pending.project, project_buckets)?;
             write_deltas(&mut pending.creator, creator_buckets)?;
+            let sums = sorted(&mut pending.creator_rows).into_iter();
+            write_packed::<_, _, _, Sums>(sums.map(|((p, l, u, c), d)| ((p, l, u), c, d)), creator_rows)?;
             let posts = sorted(&mut pending.creator_posts).into_iter();
-            write_creator_counts(posts.map(|((p, l, u, c), n)| ((p, l, u), c, n)), creator_posts)?;
+            write_packed::<_, _, _, u32>(posts.map(|((p, l, u, c), n)| ((p, l, u), c, n)), creator_posts)?;
             let campaigns = sorted(&mut pending.campaign_creators).into_iter();
-            write_creator_counts(campaigns.map(|((p, r, l, u, c), n)| ((p, r, l, u), c, n)), campaign_creators)
+            write_packed::<_, _, _, u32>(campaigns.map(|((p, r, l, u, c), n)| ((p, r, l, u), c, n)), campaign_creators)
         };
         if parallel {
             std::thread::scope(|s| {
@@ -1065,7 +1117,8 @@ mod tests {
                     for ev in part {
                         crate::state::apply(&mut t, ev).unwrap();
                     }
-                    most_staged = most_staged.max(t.pending.by_metric.len() + t.pending.hist.len());
+                    let p = &t.pending;
+                    most_staged = most_staged.max(p.by_metric.len() + p.hist.len() + p.hist_rows.len());
                     t.write_pending(second_thread_from).unwrap();
                 }
             }
