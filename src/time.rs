@@ -39,8 +39,8 @@ impl Level {
     /// 14 rows per fine level.
     pub const CAMPAIGN: [Level; 2] = [Level::Day, Level::Block];
 
-    /// The levels whose units hold a few dozen videos at most (at scale L), where rows of
-    /// per-creator posts and of HDR cells are packed one per unit.
+    /// The levels whose units hold a few dozen videos at most (at scale L), where
+    /// creators' posts and sums are packed one row per unit.
     pub const FINE: [Level; 2] = [Level::Quarter, Level::Hour];
 
     pub const fn is_fine(self) -> bool {

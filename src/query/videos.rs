@@ -7,7 +7,7 @@ use redb::{ReadTransaction, ReadableTable};
 
 use super::*;
 use crate::state::tables::{CreatorMedian, hist_entries};
-use crate::state::videos::{HIST_CELLS, Metric, hist_cell_high, hist_cell_index, hist_index_cell};
+use crate::state::videos::{HIST_CELLS, Metric, hist_cell_high, hist_index_cell};
 use crate::time::{Period, local_dow_hour, local_hour_spans, runs, unit_start};
 
 fn period(p: &ProjectView, r: &DateRange) -> Period {
@@ -157,23 +157,14 @@ pub fn view_distribution(
     q: &ViewDistributionParams,
 ) -> Result<ViewDistribution> {
     let period = period(p, &q.range);
-    let coarse = rtxn.open_table(defs::hist_cells)?;
-    let fine = rtxn.open_table(defs::hist_rows)?;
+    let t = rtxn.open_table(defs::hist_cells)?;
     // Units repeat the same few thousand cells: they add up in an array with a slot per
     // cell, which is already in value order.
     let mut merged = vec![0u64; HIST_CELLS];
-    for (level, a, b) in runs(&period_units(rtxn, p.id, &period)?) {
-        let l = level as u8;
-        if level.is_fine() {
-            for e in fine.range((p.id, l, a)..(p.id, l, b))? {
-                for (at, n) in hist_entries(e?.1.value()) {
-                    merged[usize::from(at)] += u64::from(n);
-                }
-            }
-        } else {
-            for e in coarse.range((p.id, l, a, 0)..=(p.id, l, b - 1, u64::MAX))? {
-                let (k, v) = e?;
-                merged[hist_cell_index(k.value().3)] += v.value();
+    for (l, a, b) in runs(&period_units(rtxn, p.id, &period)?) {
+        for e in t.range((p.id, l as u8, a)..(p.id, l as u8, b))? {
+            for (at, n) in hist_entries(e?.1.value()) {
+                merged[usize::from(at)] += u64::from(n);
             }
         }
     }

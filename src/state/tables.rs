@@ -185,7 +185,7 @@ pub fn creator_count_entries(row: &[u8]) -> impl Iterator<Item = (crate::events:
     entries(row)
 }
 
-/// The (HDR cell position, videos) entries of a [`defs::hist_rows`] row, in cell order: a
+/// The (HDR cell position, videos) entries of a [`defs::hist_cells`] row, in cell order: a
 /// cell's position in value order (`hist_cell_index`, under 2^16), 6 bytes each.
 pub fn hist_entries(row: &[u8]) -> impl Iterator<Item = (u16, u32)> + '_ {
     entries(row)
@@ -388,14 +388,11 @@ tables! {
     /// `creator_buckets`, one row per unit: posting-consistency reads a creator-day per
     /// entry of 20 bytes instead of per B-tree row of 90.
     creator_posts: (P, u8, i64) => Bytes;
-    /// (project, level, unit, HDR cell lowest value) → number of videos; day, week and
-    /// block levels only.
-    hist_cells: (P, u8, i64, u64) => u64;
-    /// (project, level, unit) → the HDR cells of its videos and how many ([`hist_entries`]);
-    /// quarter and hour levels only. A unit there holds a few dozen videos, nearly each in
-    /// a cell of its own: a row per unit instead of per cell spares a scrape two B-tree
-    /// descents a level when its video changes cell.
-    hist_rows: (P, u8, i64) => Bytes;
+    /// (project, level, unit) → the HDR cells of its visible videos and how many
+    /// ([`hist_entries`], 6 bytes a cell). One row per unit: a fine unit holds a few dozen
+    /// videos, nearly each in a cell of its own, and a coarse one thousands of cells, which
+    /// a batch of scrapes would otherwise change all over the table's pages.
+    hist_cells: (P, u8, i64) => Bytes;
     /// (project, root campaign, level, unit) → sums over its resolved videos; day and
     /// 32-day levels only (`Level::CAMPAIGN`), as are the two tables below.
     campaign_buckets: (P, Id, u8, i64) => SumsRow;

@@ -241,7 +241,7 @@ fn contribute(t: &mut Tables, p: Id, f: &Facts, add: bool) -> Result<()> {
         let (l, u) = (level as u8, unit_of(level, q));
         pending.project.entry((p, l, u)).or_default().add(&sums, delta);
         pending.creator_sums(level, (p, u, f.creator)).add(&sums, delta);
-        pending.add_to_cell(level, (p, u), cell, delta);
+        pending.add_to_cell((p, l, u), cell, delta);
     }
     for level in Level::FINE {
         *pending.creator_posts.entry((p, level as u8, unit_of(level, q), f.creator)).or_default() += delta;
@@ -338,8 +338,8 @@ fn recount(t: &mut Tables, p: Id, old: &Facts, new: &Facts) -> Result<()> {
         pending.project.entry((p, l, u)).or_default().replace(&os, &ns);
         pending.creator_sums(level, (p, u, new.creator)).replace(&os, &ns);
         if old_cell != new_cell {
-            pending.add_to_cell(level, (p, u), old_cell, -1);
-            pending.add_to_cell(level, (p, u), new_cell, 1);
+            pending.add_to_cell((p, l, u), old_cell, -1);
+            pending.add_to_cell((p, l, u), new_cell, 1);
         }
     }
     if new.campaigns.is_empty() {
@@ -442,10 +442,8 @@ pub struct Pending {
     creator_rows: FxHashMap<(Id, u8, i64, Id), SumsDelta>,
     creator_posts: FxHashMap<(Id, u8, i64, Id), i64>,
     campaign: FxHashMap<CampaignKey, Sums>,
-    /// Changes to `hist_cells` (coarse levels).
-    hist: FxHashMap<(Id, u8, i64, u64), i64>,
-    /// Changes to `hist_rows` (fine levels), by cell position.
-    hist_rows: FxHashMap<(Id, u8, i64, u16), i64>,
+    /// Changes to `hist_cells`, by cell position.
+    hist: FxHashMap<(Id, u8, i64, u16), i64>,
     campaign_creators: FxHashMap<(Id, Id, u8, i64, Id), i64>,
     by_posted: Staged<(Id, i64, u32, Id), CountsRow>,
     by_metric: Staged<(Id, u8, u64, Id), At>,
@@ -471,15 +469,10 @@ impl Pending {
         map.entry((p, level as u8, u, c)).or_default()
     }
 
-    /// Counts `delta` videos into HDR cell `cell` of unit `u` of project `p` at `level`.
-    fn add_to_cell(&mut self, level: Level, (p, u): (Id, i64), cell: u64, delta: i64) {
-        let l = level as u8;
-        if level.is_fine() {
-            let at = u16::try_from(hist_cell_index(cell)).expect("HIST_CELLS < 2^16");
-            *self.hist_rows.entry((p, l, u, at)).or_default() += delta;
-        } else {
-            *self.hist.entry((p, l, u, cell)).or_default() += delta;
-        }
+    /// Counts `delta` videos into HDR cell `cell` of unit `u` of project `p` at level `l`.
+    fn add_to_cell(&mut self, (p, l, u): (Id, u8, i64), cell: u64, delta: i64) {
+        let at = u16::try_from(hist_cell_index(cell)).expect("HIST_CELLS < 2^16");
+        *self.hist.entry((p, l, u, at)).or_default() += delta;
     }
 
     /// Drops cached campaign reachability: memberships or campaigns changed.
@@ -729,7 +722,7 @@ impl Tables<'_> {
         self.write_pending(usize::MAX)
     }
 
-    /// [`Tables::flush`], with `by_metric` and the HDR cells (`hist_cells`, `hist_rows`; 5
+    /// [`Tables::flush`], with `by_metric` and the HDR cells (`hist_cells`; 5
     /// changes a video each, about half the time spent writing) on a second thread when enough of their rows are staged. A
     /// write transaction has one writer, but redb lets disjoint tables of it be written from
     /// different threads.
@@ -753,17 +746,15 @@ impl Tables<'_> {
             creator_rows,
             creator_posts,
             hist_cells,
-            hist_rows,
             campaign_creators,
             pending,
             ..
         } = self;
-        let parallel = pending.by_metric.len() + pending.hist.len() + pending.hist_rows.len() >= second_thread_from;
+        let parallel = pending.by_metric.len() + pending.hist.len() >= second_thread_from;
         let mut second = || -> Result<()> {
             write_staged(&mut pending.by_metric, by_metric)?;
-            write_deltas(&mut pending.hist, hist_cells)?;
-            let cells = sorted(&mut pending.hist_rows).into_iter();
-            write_packed::<_, _, _, u32>(cells.map(|((p, l, u, at), n)| ((p, l, u), at, n)), hist_rows)
+            let cells = sorted(&mut pending.hist).into_iter();
+            write_packed::<_, _, _, u32>(cells.map(|((p, l, u, at), n)| ((p, l, u), at, n)), hist_cells)
         };
         let mut first = || -> Result<()> {
             for (key, reg) in sorted(&mut pending.videos) {
@@ -1118,7 +1109,7 @@ mod tests {
                         crate::state::apply(&mut t, ev).unwrap();
                     }
                     let p = &t.pending;
-                    most_staged = most_staged.max(p.by_metric.len() + p.hist.len() + p.hist_rows.len());
+                    most_staged = most_staged.max(p.by_metric.len() + p.hist.len());
                     t.write_pending(second_thread_from).unwrap();
                 }
             }
