@@ -890,37 +890,40 @@ fn median_update(t: &mut Tables, p: Id, creator: Id, x: (u64, Id), at: (i64, u32
         let (_, _, a, b) = g.value();
         Ok((a, b))
     };
-    let (n2, m2) = if add {
+    // The new lower middle and the entry after it, from the old row where it knows them: a
+    // step of the median lands next to the old middle or on the old entry after it.
+    let (n2, m2, upper) = if add {
         t.creator_views.insert(key(x), at)?;
-        let m2 = if n == 0 {
-            x
-        } else if n % 2 == 1 {
-            if x < m { pred(t, m)? } else { m }
-        } else if x > m {
-            views_after(t, p, creator, m)?
-        } else {
-            m
-        };
-        (n + 1, m2)
-    } else {
-        if cur.is_none() {
-            return Err(median_lost());
+        match cur {
+            None => (1, x, x),
+            Some(_) if n % 2 == 1 && x < m => (n + 1, pred(t, m)?, m),
+            Some(c) if n % 2 == 1 => (n + 1, m, if n == 1 { x } else { c.upper.min(x) }),
+            Some(c) if x > m && x < c.upper => (n + 1, x, c.upper),
+            Some(c) if x > m => (n + 1, c.upper, views_after(t, p, creator, c.upper)?),
+            Some(c) => (n + 1, m, c.upper),
         }
+    } else {
+        let Some(c) = cur else { return Err(median_lost()) };
         t.creator_views.remove(key(x))?;
         if n == 1 {
             t.creator_median.remove((p, creator))?;
             return Ok(());
         }
-        let m2 = if n % 2 == 1 {
-            if x >= m { pred(t, m)? } else { m }
+        if n % 2 == 1 && x >= m {
+            (n - 1, pred(t, m)?, if x == m { c.upper } else { m })
+        } else if n % 2 == 1 {
+            (n - 1, m, c.upper)
+        } else if n == 2 {
+            let m2 = if x <= m { c.upper } else { m };
+            (1, m2, m2)
         } else if x <= m {
-            views_after(t, p, creator, m)?
+            (n - 1, c.upper, views_after(t, p, creator, c.upper)?)
+        } else if x == c.upper {
+            (n - 1, m, views_after(t, p, creator, m)?)
         } else {
-            m
-        };
-        (n - 1, m2)
+            (n - 1, m, c.upper)
+        }
     };
-    let upper = if n2 == 1 { m2 } else { views_after(t, p, creator, m2)? };
     let top = match cur {
         None => x,
         Some(c) if add => c.top.min(x),
