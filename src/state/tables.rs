@@ -385,8 +385,8 @@ tables! {
     creator_rows: (P, u8, i64) => Bytes;
     /// (project, level, unit) → every creator with posts in the unit and their count
     /// ([`creator_count_entries`]); quarter and hour levels only. The posts of
-    /// `creator_buckets`, one row per unit: posting-consistency reads a creator-day per
-    /// entry of 20 bytes instead of per B-tree row of 90.
+    /// `creator_rows` without the other sums: posting-consistency reads a creator-day per
+    /// entry of 20 bytes instead of 88.
     creator_posts: (P, u8, i64) => Bytes;
     /// (project, level, unit) → the HDR cells of its visible videos and how many
     /// ([`hist_entries`], 6 bytes a cell). One row per unit: a fine unit holds a few dozen

@@ -722,8 +722,8 @@ impl Tables<'_> {
         self.write_pending(usize::MAX)
     }
 
-    /// [`Tables::flush`], with `by_metric` and the HDR cells (`hist_cells`; 5
-    /// changes a video each, about half the time spent writing) on a second thread when enough of their rows are staged. A
+    /// [`Tables::flush`], with `by_metric` and `hist_cells` (5 changes a video each, about
+    /// half the time spent writing) on a second thread when enough of them are staged. A
     /// write transaction has one writer, but redb lets disjoint tables of it be written from
     /// different threads.
     ///
@@ -1111,8 +1111,7 @@ mod tests {
                     for ev in part {
                         crate::state::apply(&mut t, ev).unwrap();
                     }
-                    let p = &t.pending;
-                    most_staged = most_staged.max(p.by_metric.len() + p.hist.len());
+                    most_staged = most_staged.max(t.pending.by_metric.len() + t.pending.hist.len());
                     t.write_pending(second_thread_from).unwrap();
                 }
             }
