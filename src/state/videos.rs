@@ -607,51 +607,61 @@ where
     Ok(())
 }
 
-/// The value of an entry of a packed row ([`super::tables::entries`]) and how a pending
-/// change applies to it.
-trait EntryValue: Packed + Copy {
-    type Change: Copy + Default + PartialEq;
-    /// The value after `change`; `None` when it leaves nothing (the entry goes).
-    fn changed(old: Option<Self>, change: Self::Change) -> Result<Option<Self>>;
+/// A pending change to an entry of a packed row ([`super::tables::entries`]): the change
+/// to a B-tree row ([`Delta`]), applied to the entry's value as the row packs it.
+trait EntryDelta: Delta {
+    type Entry: Packed + Copy;
+    /// The entry after this change; `None` when it leaves nothing (the entry goes).
+    fn added_to_entry(&self, old: Option<Self::Entry>) -> Result<Option<Self::Entry>>;
 }
 
-/// A count of videos.
-impl EntryValue for u32 {
-    type Change = i64;
-    fn changed(old: Option<u32>, change: i64) -> Result<Option<u32>> {
-        let new = change.added_to(old.map(u64::from))?;
+/// A change to a count of videos.
+impl EntryDelta for i64 {
+    type Entry = u32;
+    fn added_to_entry(&self, old: Option<u32>) -> Result<Option<u32>> {
+        let new = self.added_to(old.map(u64::from))?;
         new.map(|n| u32::try_from(n).map_err(|_| underflow())).transpose()
     }
 }
 
-impl EntryValue for Sums {
-    type Change = SumsDelta;
-    fn changed(old: Option<Sums>, change: SumsDelta) -> Result<Option<Sums>> {
-        Ok(change.added_to(old.map(|s| s.row()))?.map(Sums::from_row))
+impl EntryDelta for SumsDelta {
+    type Entry = Sums;
+    fn added_to_entry(&self, old: Option<Sums>) -> Result<Option<Sums>> {
+        Ok(self.added_to(old.map(|s| s.row()))?.map(Sums::from_row))
     }
 }
 
-/// Adds pending changes to the packed row of each unit: `changes` in (row key, entry key)
-/// order. Entries stay in key order; one left empty goes, and so does a row left empty.
-fn write_packed<K, R, E, V>(
-    changes: impl IntoIterator<Item = (R, E, V::Change)>,
+/// Adds the pending changes to the packed row of each unit, leaving `pending` empty:
+/// `split` parts a pending key into the row's key and the entry's. Entries stay in key
+/// order; one left empty goes, and so does a row left empty.
+fn write_packed<M, K, R, E, D>(
+    pending: &mut FxHashMap<M, D>,
     table: &mut redb::Table<'_, K, &'static [u8]>,
+    split: impl Fn(M) -> (R, E),
 ) -> Result<()>
 where
     K: for<'a> redb::Key<SelfType<'a> = R> + 'static,
-    R: Copy + PartialEq,
+    R: Copy + Ord,
     E: Packed + Copy + Ord,
-    V: EntryValue,
+    D: EntryDelta,
 {
-    let changes: Vec<(R, E, V::Change)> = changes.into_iter().filter(|c| c.2 != V::Change::default()).collect();
+    let mut changes: Vec<(R, E, D)> = pending
+        .drain()
+        .filter(|(_, d)| *d != D::default())
+        .map(|(k, d)| {
+            let (r, e) = split(k);
+            (r, e, d)
+        })
+        .collect();
+    changes.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
     for unit_changes in changes.chunk_by(|a, b| a.0 == b.0) {
         let key = unit_changes[0].0;
-        let old: Vec<(E, V)> = match table.get(key)? {
+        let old: Vec<(E, D::Entry)> = match table.get(key)? {
             Some(row) => entries(row.value()).collect(),
             None => Vec::new(),
         };
-        let mut row = Vec::with_capacity((old.len() + unit_changes.len()) * (E::LEN + V::LEN));
-        let mut push = |entry: &E, value: Option<V>| {
+        let mut row = Vec::with_capacity((old.len() + unit_changes.len()) * (E::LEN + D::Entry::LEN));
+        let mut push = |entry: &E, value: Option<D::Entry>| {
             if let Some(value) = value {
                 entry.put(&mut row);
                 value.put(&mut row);
@@ -667,7 +677,7 @@ where
             };
             match order {
                 std::cmp::Ordering::Equal => {
-                    push(&old[i].0, V::changed(Some(old[i].1), unit_changes[j].2)?);
+                    push(&old[i].0, unit_changes[j].2.added_to_entry(Some(old[i].1))?);
                     (i, j) = (i + 1, j + 1);
                 }
                 std::cmp::Ordering::Less => {
@@ -675,7 +685,7 @@ where
                     i += 1;
                 }
                 std::cmp::Ordering::Greater => {
-                    push(&unit_changes[j].1, V::changed(None, unit_changes[j].2)?);
+                    push(&unit_changes[j].1, unit_changes[j].2.added_to_entry(None)?);
                     j += 1;
                 }
             }
@@ -753,8 +763,7 @@ impl Tables<'_> {
         let parallel = pending.by_metric.len() + pending.hist.len() >= second_thread_from;
         let mut second = || -> Result<()> {
             write_staged(&mut pending.by_metric, by_metric)?;
-            let cells = sorted(&mut pending.hist).into_iter();
-            write_packed::<_, _, _, u32>(cells.map(|((p, l, u, at), n)| ((p, l, u), at, n)), hist_cells)
+            write_packed(&mut pending.hist, hist_cells, |(p, l, u, at)| ((p, l, u), at))
         };
         let mut first = || -> Result<()> {
             for (key, reg) in sorted(&mut pending.videos) {
@@ -763,12 +772,9 @@ impl Tables<'_> {
             write_staged(&mut pending.by_posted, by_posted)?;
             write_deltas(&mut pending.project, project_buckets)?;
             write_deltas(&mut pending.creator, creator_buckets)?;
-            let sums = sorted(&mut pending.creator_rows).into_iter();
-            write_packed::<_, _, _, Sums>(sums.map(|((p, l, u, c), d)| ((p, l, u), c, d)), creator_rows)?;
-            let posts = sorted(&mut pending.creator_posts).into_iter();
-            write_packed::<_, _, _, u32>(posts.map(|((p, l, u, c), n)| ((p, l, u), c, n)), creator_posts)?;
-            let campaigns = sorted(&mut pending.campaign_creators).into_iter();
-            write_packed::<_, _, _, u32>(campaigns.map(|((p, r, l, u, c), n)| ((p, r, l, u), c, n)), campaign_creators)
+            write_packed(&mut pending.creator_rows, creator_rows, |(p, l, u, c)| ((p, l, u), c))?;
+            write_packed(&mut pending.creator_posts, creator_posts, |(p, l, u, c)| ((p, l, u), c))?;
+            write_packed(&mut pending.campaign_creators, campaign_creators, |(p, r, l, u, c)| ((p, r, l, u), c))
         };
         if parallel {
             std::thread::scope(|s| {
