@@ -96,9 +96,10 @@ pub const FORMAT: &str = "state_format";
 /// 6: follower history in time order; 7: 8-day buckets; 8: campaign rollups per local day
 /// of the project's zone; 9: creators' posts per quarter and hour in one row per unit;
 /// 10: the follower history in time order as one row per quarter; 11: tracked creators'
-/// handles; 12: member-overlap's campaigns of each entity kept with its rank; 13: a creator's upper
-/// middle and first video in `creator_median`; 14: a campaign unit's creators in one row; 15: HDR cells and creators' sums of quarters and hours in one row per unit; 16: HDR cells in
-/// one row per unit at every level).
+/// handles; 12: member-overlap's campaigns of each entity kept with its rank; 13: a
+/// creator's upper middle and first video in `creator_median`; 14: a campaign unit's
+/// creators in one row; 15: HDR cells and creators' sums of quarters and hours in one row
+/// per unit; 16: HDR cells in one row per unit at every level).
 pub const STATE_FORMAT: u64 = 16;
 pub const DEAD_LETTERS: &str = "dead_letters";
 

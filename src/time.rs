@@ -43,8 +43,8 @@ impl Level {
     /// creators' posts and sums are packed one row per unit.
     pub const FINE: [Level; 2] = [Level::Quarter, Level::Hour];
 
-    pub const fn is_fine(self) -> bool {
-        matches!(self, Level::Quarter | Level::Hour)
+    pub fn is_fine(self) -> bool {
+        Self::FINE.contains(&self)
     }
 
     /// Width of one unit, in quarters (an hour; a UTC day; 8 and 32 UTC days).

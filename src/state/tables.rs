@@ -129,25 +129,21 @@ impl Packed for crate::events::Id {
     }
 }
 
-impl Packed for u16 {
-    const LEN: usize = 2;
-    fn put(&self, row: &mut Vec<u8>) {
-        row.extend_from_slice(&self.to_le_bytes());
-    }
-    fn get(bytes: &[u8]) -> Self {
-        u16::from_le_bytes(bytes.try_into().expect("2 bytes"))
-    }
+/// Counts and positions, little-endian.
+macro_rules! packed_int {
+    ($($t:ty),*) => {$(
+        impl Packed for $t {
+            const LEN: usize = std::mem::size_of::<$t>();
+            fn put(&self, row: &mut Vec<u8>) {
+                row.extend_from_slice(&self.to_le_bytes());
+            }
+            fn get(bytes: &[u8]) -> Self {
+                <$t>::from_le_bytes(bytes.try_into().expect("LEN bytes"))
+            }
+        }
+    )*};
 }
-
-impl Packed for u32 {
-    const LEN: usize = 4;
-    fn put(&self, row: &mut Vec<u8>) {
-        row.extend_from_slice(&self.to_le_bytes());
-    }
-    fn get(bytes: &[u8]) -> Self {
-        u32::from_le_bytes(bytes.try_into().expect("4 bytes"))
-    }
-}
+packed_int!(u16, u32);
 
 /// Posts as a `u64`, then views, likes, comments and shares as `u128`s.
 impl Packed for Sums {
@@ -199,7 +195,7 @@ pub fn creator_sums_entries(row: &[u8]) -> impl Iterator<Item = (crate::events::
 
 /// The campaign ids of an [`defs::overlap_campaigns`] (or `overlap_rank`) row.
 pub fn overlap_entries(row: &[u8]) -> impl Iterator<Item = crate::events::Id> + '_ {
-    row.chunks_exact(16).map(|id| id.try_into().expect("16 bytes"))
+    row.chunks_exact(crate::events::Id::LEN).map(crate::events::Id::get)
 }
 
 /// One point of the follower history, as kept in a [`defs::follower_quarters`] row.
