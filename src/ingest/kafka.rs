@@ -1,7 +1,7 @@
 //! Kafka ingestion: the four topics of contract §2.1 into the store, effectively once.
 //!
-//! This module knows bytes, topics, partitions and offsets; `events::decode` (through
-//! [`decode_message`]) knows JSON, and `state` knows neither.
+//! This module knows bytes, topics, partitions and offsets; `events::decode` (on the
+//! threads of [`super::decoding`]) knows JSON, and `state` knows neither.
 //!
 //! # Effectively once
 //!
@@ -59,9 +59,11 @@
 //!
 //! # Threads
 //!
-//! Polling, decoding and committing run on one blocking thread: `BaseConsumer::poll`
-//! and redb are both synchronous, and one thread doing poll → batch → commit in order
-//! means batches never overlap. [`run_consumer`] is the async shell around it.
+//! Polling and committing run on one blocking thread: `BaseConsumer::poll` and redb are
+//! both synchronous, and one thread doing poll → batch → commit in order means batches
+//! never overlap. The messages it polls are decoded in chunks on the machine's cores
+//! ([`super::decoding`]) and taken back in the order read. [`run_consumer`] is the async
+//! shell around it.
 //!
 //! # Poison messages
 //!
@@ -74,6 +76,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
+use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant as WallClock};
@@ -87,8 +90,9 @@ use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, T
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
+use super::decoding::{CHUNK_MESSAGES, Chunk, Decoded, Decoders};
+use super::push_dead_letter;
 use super::window::Window;
-use super::{decode_message, push_dead_letter};
 use crate::events::Instant;
 use crate::store::{Batch, Store, StoreError};
 
@@ -300,6 +304,9 @@ pub enum ConsumerError {
     /// The consumer thread panicked.
     #[error("the Kafka consumer thread panicked")]
     Panicked,
+    /// The decoding threads could not be started.
+    #[error("cannot start the decoding threads: {0}")]
+    Threads(std::io::Error),
 }
 
 /// Consumer counters, shared with whoever reports them (e.g. `/metrics`).
@@ -434,6 +441,15 @@ struct DlqCopy {
     reason: String,
 }
 
+/// Where a polled message came from, kept while it is decoded.
+struct Polled {
+    /// Index into `Worker::partitions`.
+    partition: usize,
+    offset: i64,
+    /// The message's key, in its chunk's bytes.
+    key: Option<Range<usize>>,
+}
+
 /// What one `gather` read.
 struct Gathered {
     /// The valid events read.
@@ -479,6 +495,8 @@ struct Worker {
     disconnected: Arc<AtomicBool>,
     /// When the oldest batch committed but not yet durable was committed.
     unsynced_since: Option<WallClock>,
+    /// Decode what is polled on the machine's cores while this thread polls on.
+    decoders: Decoders<Polled>,
 }
 
 impl Worker {
@@ -526,6 +544,8 @@ impl Worker {
             ends,
             disconnected,
             unsynced_since: None,
+            decoders: Decoders::new(std::thread::available_parallelism().map_or(1, |n| n.get()))
+                .map_err(ConsumerError::Threads)?,
         })
     }
 
@@ -696,7 +716,7 @@ impl Worker {
     /// (superseded scrapes are dropped as they come, so it may read many more): a consumer
     /// that restarts behind, or falls behind, reads its backlog in large windows, where
     /// most scrapes of a video supersede one another and are never applied.
-    fn gather(&self, clock: &impl Fn() -> Instant, wake_at: WallClock) -> Gathered {
+    fn gather(&mut self, clock: &impl Fn() -> Instant, wake_at: WallClock) -> Gathered {
         let max_messages = self.args.batch_max_messages as usize;
         let catch_up_max = self.args.catch_up_max_messages as usize;
         let mut catching_up = false;
@@ -710,10 +730,13 @@ impl Worker {
         let mut deadline: Option<WallClock> = None;
         let mut now_instant: Option<Instant> = None;
         let mut error_pause = Duration::from_millis(50);
+        // Messages polled, not yet sent to be decoded.
+        let mut polled: Chunk<Polled> = Chunk::default();
         loop {
-            let read = events.read() as usize + batch.dead_letters.len();
+            let undecoded = self.decoders.in_flight() + polled.len();
+            let read = events.read() as usize + batch.dead_letters.len() + undecoded;
             // What the batch holds in memory: superseded scrapes are dropped as they come.
-            let held = events.held() + batch.dead_letters.len();
+            let held = events.held() + batch.dead_letters.len() + undecoded;
             if self.stopped() {
                 break;
             }
@@ -757,33 +780,61 @@ impl Worker {
             };
             let offset = msg.offset();
             let at = *now_instant.get_or_insert_with(clock);
-            let source = &self.partitions[idx].source;
             let payload = msg.payload().unwrap_or_default();
-            let dead_before = batch.dead_letters.len();
-            if payload.len() > max_bytes {
-                let reason = format!(
-                    "{REASON_OVERSIZE}: {} bytes, limit {max_bytes} (raw truncated to the limit)",
-                    payload.len()
-                );
-                push_dead_letter(&mut batch, source, offset as u64, &payload[..max_bytes], reason, at);
-            } else if let Some(ev) = decode_message(&mut batch, source, offset as u64, payload, at) {
-                events.push(ev);
-            }
-            if let Some(dl) = batch.dead_letters.get(dead_before) {
-                dlq.push(DlqCopy {
-                    topic: msg.topic().to_owned(),
-                    partition: msg.partition(),
-                    offset,
-                    key: msg.key().map(<[u8]>::to_vec),
-                    raw: dl.raw.clone(),
-                    reason: dl.reason.clone(),
-                });
-            }
+            let refused = (payload.len() > max_bytes).then(|| {
+                format!("{REASON_OVERSIZE}: {} bytes, limit {max_bytes} (raw truncated to the limit)", payload.len())
+            });
+            let key = msg.key().map(|k| polled.keep(k));
+            polled.push(Polled { partition: idx, offset, key }, &payload[..payload.len().min(max_bytes)], refused);
             next.insert(idx, offset + 1);
+            if polled.len() >= CHUNK_MESSAGES
+                && let Some(decoded) = self.decoders.send(std::mem::take(&mut polled))
+            {
+                self.take_decoded(decoded, &mut events, &mut batch, &mut dlq, at);
+            }
+        }
+        let at = now_instant.unwrap_or_else(clock);
+        while let Some(decoded) = self.decoders.oldest() {
+            self.take_decoded(decoded, &mut events, &mut batch, &mut dlq, at);
+        }
+        if !polled.is_empty() {
+            self.take_decoded(Decoders::decode_here(polled), &mut events, &mut batch, &mut dlq, at);
         }
         batch.positions =
             next.iter().map(|(&idx, &n)| (self.partitions[idx].source.clone(), encode_position(n as u64))).collect();
         Gathered { events, batch, dlq, next }
+    }
+
+    /// Takes decoded messages into the batch: events into the window, the others as dead
+    /// letters with their DLQ copies.
+    fn take_decoded(
+        &self,
+        Decoded { chunk, events: decoded }: Decoded<Polled>,
+        events: &mut Window,
+        batch: &mut Batch,
+        dlq: &mut Vec<DlqCopy>,
+        at: Instant,
+    ) {
+        for ((m, payload, _), result) in chunk.messages.into_iter().zip(decoded) {
+            let reason = match result {
+                Ok(ev) => {
+                    events.push(ev);
+                    continue;
+                }
+                Err(reason) => reason,
+            };
+            let p = &self.partitions[m.partition];
+            let raw = &chunk.bytes[payload];
+            dlq.push(DlqCopy {
+                topic: p.topic.clone(),
+                partition: p.partition,
+                offset: m.offset,
+                key: m.key.map(|k| chunk.bytes[k].to_vec()),
+                raw: raw.to_vec(),
+                reason: reason.clone(),
+            });
+            push_dead_letter(batch, &p.source, m.offset as u64, raw, reason, at);
+        }
     }
 
     /// Whether at least `batch_max_messages` messages wait in the broker beyond what this

@@ -1,6 +1,7 @@
 //! Ingestion: moving bytes from a source into batches for the store. Sources know bytes
 //! and positions; `events::decode` knows JSON; `state` knows neither.
 
+pub mod decoding;
 pub mod kafka;
 pub mod log;
 pub mod window;

@@ -136,6 +136,11 @@ pub struct KafkaBenchArgs {
     /// Give up when the consumer has not caught up after this many seconds.
     #[arg(long, env = "GOATVIEW_BENCH_TIMEOUT", default_value_t = 1800.0)]
     pub timeout: f64,
+
+    /// Size of redb's page cache in MiB (as `serve --cache-mib`); redb's default, 1024,
+    /// when unset.
+    #[arg(long, env = "GOATVIEW_BENCH_CACHE_MIB", value_parser = clap::value_parser!(u64).range(16..))]
+    pub cache_mib: Option<u64>,
 }
 
 #[derive(Debug, Args)]
