@@ -46,6 +46,10 @@ fn replaying_twice_changes_nothing_and_counts_dead_letters() {
     let all = lines(GOLDEN);
     assert_eq!(first.events, valid_count(&all));
     assert!(first.dead_letters > 0, "the fixture has invalid lines");
+    // Blank lines are skipped (contract §2.1); every other line is an event or a dead letter.
+    let blank = all.iter().filter(|l| l.trim().is_empty()).count() as u64;
+    assert!(blank > 0, "the fixture has blank lines");
+    assert_eq!(first.events + first.dead_letters + blank, all.len() as u64);
     let dump = ts.dump();
     let again = replay_file(&ts.store, path, Batching::of(7), at0(), |_| {}).unwrap();
     assert_eq!(again.resumed_from_line, all.len() as u64, "a replayed file resumes at its end");

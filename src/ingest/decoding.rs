@@ -1,6 +1,7 @@
 //! Decoding on other threads: messages go out in chunks, in the order read, and come back
-//! decoded in that order. Decoding JSON is most of what reading a backlog costs the thread
-//! that polls; the machine's other cores share it.
+//! decoded in that order. The thread that reads (a replayed file's lines, a Kafka
+//! consumer's messages) only reads and takes events back; decoding JSON, most of what
+//! reading costs, goes to the machine's cores.
 
 use std::collections::VecDeque;
 use std::ops::Range;
@@ -9,8 +10,6 @@ use std::sync::{Arc, Mutex};
 
 use crate::events::{Event, decode};
 
-/// Messages per chunk sent to a decoding thread.
-pub const CHUNK_MESSAGES: usize = 2048;
 /// Chunks in flight before the oldest is waited for: enough to keep every decoding thread
 /// busy, few enough to bound what they hold.
 const CHUNKS_AHEAD: usize = 8;

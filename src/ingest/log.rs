@@ -8,18 +8,16 @@
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Seek};
-use std::ops::Range;
 use std::path::Path;
-use std::sync::Mutex;
-use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::time::Instant as WallClock;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::decoding::{Chunk, Decoded, Decoders};
 use super::push_dead_letter;
 use super::window::Window;
-use crate::events::{Event, Instant, decode};
+use crate::events::Instant;
 use crate::store::{Batch, Store, StoreError};
 
 /// Errors of a replay.
@@ -88,9 +86,6 @@ impl Batching {
 
 /// Lines per unit of decoding work (fewer when the window is smaller).
 const CHUNK_LINES: usize = 4096;
-/// Chunks read ahead of the one being added to the window: enough to keep the decoding
-/// threads busy, few enough to bound what they hold.
-const CHUNKS_AHEAD: usize = 8;
 
 /// Where a replay has got to, for a progress display.
 #[derive(Clone, Copy, Debug)]
@@ -146,111 +141,67 @@ pub fn replay_file(
     }
 
     let chunk_lines = CHUNK_LINES.min(cur.window_size);
-    let decoders = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let (work_tx, work_rx) = mpsc::sync_channel::<(Chunk, SyncSender<Decoded>)>(CHUNKS_AHEAD);
-    let work_rx = Mutex::new(work_rx);
-    std::thread::scope(|scope| {
-        for _ in 0..decoders {
-            scope.spawn(|| {
-                loop {
-                    // The lock is released before decoding (not held through a `while let`).
-                    let job = work_rx.lock().expect("decoder lock").recv();
-                    // Ends when the sender is dropped: at the end of the file, or on an error.
-                    let Ok((chunk, done)) = job else { break };
-                    let _ = done.send(chunk.decode());
-                }
-            });
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut decoders = Decoders::<u64>::new(threads).map_err(io)?;
+    // Read position and hasher run ahead of `cur`, which moves chunk by chunk: where the
+    // file stands after each chunk out to be decoded, oldest first.
+    let (mut pos, mut hasher) = (cur.pos.clone(), cur.hasher.clone());
+    let mut ends: VecDeque<(FilePosition, Sha256)> = VecDeque::new();
+    while let Some(chunk) = read_chunk(&mut reader, &mut pos, &mut hasher, chunk_lines).map_err(io)? {
+        ends.push_back((pos.clone(), hasher.clone()));
+        if let Some(decoded) = decoders.send(chunk) {
+            let end = ends.pop_front().expect("an end for each chunk");
+            take_chunk(store, &mut cur, decoded, end, &mut summary, &mut progress)?;
         }
-        let work_tx = work_tx; // dropped when this closure returns, however it returns
-        // Read position and hasher run ahead of `cur`, which moves chunk by chunk.
-        let (mut pos, mut hasher) = (cur.pos.clone(), cur.hasher.clone());
-        let mut ahead: VecDeque<(Receiver<Decoded>, FilePosition, Sha256)> = VecDeque::new();
-        loop {
-            let chunk = Chunk::read(&mut reader, &mut pos, &mut hasher, chunk_lines).map_err(io)?;
-            let Some(chunk) = chunk else { break };
-            let (done, decoded) = mpsc::sync_channel(1);
-            work_tx.send((chunk, done)).expect("decoders run until the sender is dropped");
-            ahead.push_back((decoded, pos.clone(), hasher.clone()));
-            if ahead.len() > CHUNKS_AHEAD {
-                let next = ahead.pop_front().expect("not empty");
-                take_chunk(store, &mut cur, next, &mut summary, &mut progress)?;
-            }
-        }
-        drop(work_tx);
-        while let Some(next) = ahead.pop_front() {
-            take_chunk(store, &mut cur, next, &mut summary, &mut progress)?;
-        }
-        apply_window(store, &mut cur, &mut summary, &mut progress)?;
-        Ok(summary)
-    })
-}
-
-/// Lines read from the file, to be decoded on another thread.
-struct Chunk {
-    bytes: Vec<u8>,
-    /// (line number, range of `bytes`) of each line, without its line end.
-    lines: Vec<(u64, Range<usize>)>,
-}
-
-/// A chunk and what each of its lines decoded to (`None`: a blank line).
-struct Decoded {
-    chunk: Chunk,
-    events: Vec<Option<Result<Event, String>>>,
-}
-
-impl Chunk {
-    /// Reads up to `max_lines` lines, moving `pos` past them and feeding them to `hasher`.
-    fn read(
-        reader: &mut impl BufRead,
-        pos: &mut FilePosition,
-        hasher: &mut Sha256,
-        max_lines: usize,
-    ) -> std::io::Result<Option<Chunk>> {
-        let mut chunk = Chunk { bytes: Vec::new(), lines: Vec::with_capacity(max_lines) };
-        while chunk.lines.len() < max_lines {
-            let start = chunk.bytes.len();
-            let n = reader.read_until(b'\n', &mut chunk.bytes)?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&chunk.bytes[start..]);
-            pos.line += 1;
-            pos.byte += n as u64;
-            let len = trim_line_end(&chunk.bytes[start..]).len();
-            chunk.lines.push((pos.line, start..start + len));
-        }
-        Ok((!chunk.lines.is_empty()).then_some(chunk))
     }
-
-    fn decode(self) -> Decoded {
-        let events = self
-            .lines
-            .iter()
-            .map(|(_, r)| {
-                let body = &self.bytes[r.clone()];
-                (!is_blank(body)).then(|| decode(body).map_err(|e| e.to_string()))
-            })
-            .collect();
-        Decoded { chunk: self, events }
+    while let Some(decoded) = decoders.oldest() {
+        let end = ends.pop_front().expect("an end for each chunk");
+        take_chunk(store, &mut cur, decoded, end, &mut summary, &mut progress)?;
     }
+    apply_window(store, &mut cur, &mut summary, &mut progress)?;
+    Ok(summary)
+}
+
+/// Reads up to `max_lines` lines, moving `pos` past them and feeding them to `hasher`.
+/// Each line, without its line end, is a message numbered by its line.
+fn read_chunk(
+    reader: &mut impl BufRead,
+    pos: &mut FilePosition,
+    hasher: &mut Sha256,
+    max_lines: usize,
+) -> std::io::Result<Option<Chunk<u64>>> {
+    let mut chunk = Chunk::default();
+    while chunk.len() < max_lines {
+        let start = chunk.bytes.len();
+        let n = reader.read_until(b'\n', &mut chunk.bytes)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&chunk.bytes[start..]);
+        pos.line += 1;
+        pos.byte += n as u64;
+        let len = trim_line_end(&chunk.bytes[start..]).len();
+        chunk.messages.push((pos.line, start..start + len, None));
+    }
+    Ok((!chunk.is_empty()).then_some(chunk))
 }
 
 /// Takes the next decoded chunk into the window, then applies the window if it is full.
 fn take_chunk(
     store: &Store,
     cur: &mut Cursor,
-    (decoded, pos, hasher): (Receiver<Decoded>, FilePosition, Sha256),
+    Decoded { chunk, events }: Decoded<u64>,
+    (pos, hasher): (FilePosition, Sha256),
     summary: &mut FileSummary,
     progress: &mut impl FnMut(Progress),
 ) -> Result<(), StoreError> {
-    let Decoded { chunk, events } = decoded.recv().expect("a decoder answers every chunk it takes");
-    for ((line, range), event) in chunk.lines.into_iter().zip(events) {
+    for ((line, range, _), event) in chunk.messages.into_iter().zip(events) {
+        let raw = &chunk.bytes[range];
         match event {
-            Some(Ok(ev)) => cur.window.push(ev),
-            Some(Err(reason)) => {
-                push_dead_letter(&mut cur.dead, &cur.source, line, &chunk.bytes[range], reason, cur.now)
-            }
-            None => {}
+            Ok(ev) => cur.window.push(ev),
+            // A blank line is skipped, not a dead letter (contract §2.1).
+            Err(_) if is_blank(raw) => {}
+            Err(reason) => push_dead_letter(&mut cur.dead, &cur.source, line, raw, reason, cur.now),
         }
     }
     (cur.pos, cur.hasher) = (pos, hasher);
