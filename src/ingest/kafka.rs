@@ -108,6 +108,10 @@ const IDLE_GAP: Duration = Duration::from_millis(5);
 /// Longest wait for a newly assigned partition's end offset; without it, the first
 /// statistics tell.
 const END_TIMEOUT: Duration = Duration::from_millis(500);
+/// Longest pause in what the fetcher delivers that a batch catching up waits through
+/// while the partitions' ends say more is waiting: a window is not cut short by a broker
+/// slow to serve the backlog.
+const CATCH_UP_STALL: Duration = Duration::from_secs(1);
 /// Messages polled before they are sent to be decoded together.
 const CHUNK_MESSAGES: usize = 2048;
 /// How often librdkafka reports statistics: the lag gauge, and the partitions' end
@@ -715,9 +719,10 @@ impl Worker {
     ///
     /// A batch that is full or out of time goes on while a full batch or more is still
     /// waiting in the broker ([`Worker::behind`]), until it holds `catch_up_max_messages`
-    /// (superseded scrapes are dropped as they come, so it may read many more): a consumer
-    /// that restarts behind, or falls behind, reads its backlog in large windows, where
-    /// most scrapes of a video supersede one another and are never applied.
+    /// (superseded scrapes are dropped as they come, so it may read many more), through
+    /// pauses of up to [`CATCH_UP_STALL`] in what the fetcher delivers: a consumer that
+    /// restarts behind, or falls behind, reads its backlog in large windows, where most
+    /// scrapes of a video supersede one another and are never applied.
     fn gather(&mut self, clock: &impl Fn() -> Instant, wake_at: WallClock) -> Gathered {
         let max_messages = self.args.batch_max_messages as usize;
         let catch_up_max = self.args.catch_up_max_messages as usize;
@@ -734,6 +739,8 @@ impl Worker {
         let mut error_pause = Duration::from_millis(50);
         // Messages polled, not yet sent to be decoded.
         let mut polled: Chunk<Polled> = Chunk::default();
+        // Since when no message has come while catching up.
+        let mut stalled_since: Option<WallClock> = None;
         loop {
             let undecoded = self.decoders.in_flight() + polled.len();
             let read = events.read() as usize + batch.dead_letters.len() + undecoded;
@@ -762,6 +769,13 @@ impl Worker {
             // Catching up, a pause in what the fetcher delivers does not mean caught up.
             let slice = if read == 0 || catching_up { POLL_SLICE } else { IDLE_GAP };
             let msg = match self.consumer.poll(slice.min(until - now)) {
+                // Catching up, the fetcher may pause while the brokers serve the backlog.
+                None if catching_up
+                    && self.behind(&next)
+                    && stalled_since.get_or_insert(now).elapsed() < CATCH_UP_STALL =>
+                {
+                    continue;
+                }
                 None if read > 0 => break,
                 None => continue,
                 Some(Err(e)) => {
@@ -772,6 +786,7 @@ impl Worker {
                 }
                 Some(Ok(m)) => m,
             };
+            stalled_since = None;
             error_pause = Duration::from_millis(50);
             self.stats.consumed.fetch_add(1, Ordering::Relaxed);
             deadline.get_or_insert(now + window);
