@@ -722,14 +722,16 @@ async fn sigkill_loses_and_double_counts_nothing() {
 
     // The child is this test binary running `crash_child`, which consumes and prints
     // its progress until it is killed.
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "crash_child", "--ignored", "--nocapture", "--test-threads=1"])
-        .env(CRASH_CHILD_ENV, format!("{}\n{}", db.display(), fx.prefix))
-        .env("GOATVIEW_KAFKA_BROKERS", &fx.brokers)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn the child");
+    let mut child = KillOnDrop(
+        Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "crash_child", "--ignored", "--nocapture", "--test-threads=1"])
+            .env(CRASH_CHILD_ENV, format!("{}\n{}", db.display(), fx.prefix))
+            .env("GOATVIEW_KAFKA_BROKERS", &fx.brokers)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn the child"),
+    );
     let stdout = child.stdout.take().unwrap();
     let target = valid / 2;
     let child = tokio::task::spawn_blocking(move || {
@@ -834,14 +836,14 @@ fn free_port() -> u16 {
 }
 
 /// `goatview serve` consuming the fixture's topics into `db`, as a real process.
-fn spawn_serve(fx: &Fixture, db: &Path, port: u16) -> std::process::Child {
+fn spawn_serve(fx: &Fixture, db: &Path, port: u16) -> KillOnDrop {
     spawn_serve_in_group(fx, db, port, &fx.prefix)
 }
 
 /// [`spawn_serve`] with its own consumer group.
-fn spawn_serve_in_group(fx: &Fixture, db: &Path, port: u16, group: &str) -> std::process::Child {
+fn spawn_serve_in_group(fx: &Fixture, db: &Path, port: u16, group: &str) -> KillOnDrop {
     let t = &fx.args.topics;
-    Command::new(env!("CARGO_BIN_EXE_goatview"))
+    let child = Command::new(env!("CARGO_BIN_EXE_goatview"))
         .args(["--log", "warn", "serve", "--db"])
         .arg(db)
         .args(["--listen", &format!("127.0.0.1:{port}"), "--brokers", &fx.brokers, "--kafka-group", group])
@@ -852,7 +854,33 @@ fn spawn_serve_in_group(fx: &Fixture, db: &Path, port: u16, group: &str) -> std:
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("spawn goatview serve")
+        .expect("spawn goatview serve");
+    KillOnDrop(child)
+}
+
+/// A child process, killed and reaped when dropped: a test that fails while it runs
+/// leaves no process behind consuming from the broker.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        // Both do nothing to a child already reaped.
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl std::ops::Deref for KillOnDrop {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for KillOnDrop {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
 }
 
 /// `events_applied` as the child's `/metrics` reports it; `None` until it answers.
@@ -919,7 +947,7 @@ async fn serve_process_killed_repeatedly_loses_and_double_counts_nothing() {
 }
 
 /// SIGTERM, then the exit status must be 0.
-async fn terminate(child: std::process::Child) {
+async fn terminate(child: KillOnDrop) {
     let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill -TERM");
     assert!(status.success());
     let exit = tokio::task::spawn_blocking(move || {
