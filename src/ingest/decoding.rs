@@ -53,7 +53,8 @@ impl<M> Chunk<M> {
         self.messages.is_empty()
     }
 
-    fn decode(self) -> Decoded<M> {
+    /// Decodes the chunk on this thread: for one too small to be worth sending.
+    pub fn decode(self) -> Decoded<M> {
         let events = (self.messages.iter())
             .map(|(_, r, refused)| match refused {
                 Some(reason) => Err(reason.clone()),
@@ -108,7 +109,7 @@ impl<M: Send + 'static> Decoders<M> {
         self.in_flight += chunk.len();
         match self.work.send((chunk, done)) {
             Ok(()) => self.ahead.push_back(decoded),
-            // No thread left (one panicked): decode here instead.
+            // No decoding thread is left: decode here instead.
             Err(mpsc::SendError((chunk, done))) => {
                 let _ = done.send(chunk.decode());
                 self.ahead.push_back(decoded);
@@ -127,11 +128,6 @@ impl<M: Send + 'static> Decoders<M> {
     /// Messages sent and not taken back yet.
     pub fn in_flight(&self) -> usize {
         self.in_flight
-    }
-
-    /// Decodes a chunk on this thread: for one too small to be worth sending.
-    pub fn decode_here(chunk: Chunk<M>) -> Decoded<M> {
-        chunk.decode()
     }
 }
 
@@ -167,7 +163,7 @@ mod tests {
             back.push(d);
         }
         assert_eq!(pool.in_flight(), 0);
-        back.push(Decoders::decode_here(Chunk::default()));
+        back.push(Chunk::default().decode());
 
         let mut seen = 0;
         for Decoded { chunk, events } in back {

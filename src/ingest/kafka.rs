@@ -815,7 +815,7 @@ impl Worker {
             self.take_decoded(decoded, &mut events, &mut batch, &mut dlq, at);
         }
         if !polled.is_empty() {
-            self.take_decoded(Decoders::decode_here(polled), &mut events, &mut batch, &mut dlq, at);
+            self.take_decoded(polled.decode(), &mut events, &mut batch, &mut dlq, at);
         }
         batch.positions =
             next.iter().map(|(&idx, &n)| (self.partitions[idx].source.clone(), encode_position(n as u64))).collect();
@@ -833,24 +833,22 @@ impl Worker {
         at: Instant,
     ) {
         for ((m, payload, _), result) in chunk.messages.into_iter().zip(decoded) {
-            let reason = match result {
-                Ok(ev) => {
-                    events.push(ev);
-                    continue;
+            match result {
+                Ok(ev) => events.push(ev),
+                Err(reason) => {
+                    let p = &self.partitions[m.partition];
+                    let raw = &chunk.bytes[payload];
+                    dlq.push(DlqCopy {
+                        topic: p.topic.clone(),
+                        partition: p.partition,
+                        offset: m.offset,
+                        key: m.key.map(|k| chunk.bytes[k].to_vec()),
+                        raw: raw.to_vec(),
+                        reason: reason.clone(),
+                    });
+                    push_dead_letter(batch, &p.source, m.offset as u64, raw, reason, at);
                 }
-                Err(reason) => reason,
-            };
-            let p = &self.partitions[m.partition];
-            let raw = &chunk.bytes[payload];
-            dlq.push(DlqCopy {
-                topic: p.topic.clone(),
-                partition: p.partition,
-                offset: m.offset,
-                key: m.key.map(|k| chunk.bytes[k].to_vec()),
-                raw: raw.to_vec(),
-                reason: reason.clone(),
-            });
-            push_dead_letter(batch, &p.source, m.offset as u64, raw, reason, at);
+            }
         }
     }
 
