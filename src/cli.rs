@@ -120,6 +120,12 @@ pub struct HttpArgs {
     /// HMAC secret of `goatview_session` cookies (HS256); cookies are refused when unset.
     #[arg(long, env = "GOATVIEW_SESSION_SECRET", hide_env_values = true)]
     pub session_secret: Option<String>,
+
+    /// Threads that compute aggregate answers: more requests wait their turn. Twice the
+    /// machine's cores when unset. More threads only share the cores, and each may keep
+    /// memory of its own (a malloc arena holding what it freed).
+    #[arg(long, env = "GOATVIEW_MAX_QUERY_THREADS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_query_threads: Option<u64>,
 }
 
 #[derive(Debug, Args)]

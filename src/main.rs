@@ -14,11 +14,15 @@ fn main() -> anyhow::Result<()> {
         Command::Gen(args) => cmd::generate::run(args, cli.now),
         Command::Produce(args) => cmd::produce::run(args),
         Command::Bench(args) => cmd::bench::run(args, cli.now),
-        Command::Serve(args) => runtime()?.block_on(cmd::serve::run(args, cli.now)),
-        Command::Demo(args) => runtime()?.block_on(cmd::demo::run(args, cli.now)),
+        Command::Serve(args) => runtime(&args.http)?.block_on(cmd::serve::run(args, cli.now)),
+        Command::Demo(args) => runtime(&args.http)?.block_on(cmd::demo::run(args, cli.now)),
     }
 }
 
-fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build()
+/// Queries run on tokio's blocking threads (`spawn_blocking`), so their number bounds the
+/// queries computed at once.
+fn runtime(http: &goatview::cli::HttpArgs) -> std::io::Result<tokio::runtime::Runtime> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let query_threads = http.max_query_threads.map_or(2 * cores, |n| n as usize);
+    tokio::runtime::Builder::new_multi_thread().max_blocking_threads(query_threads).enable_all().build()
 }

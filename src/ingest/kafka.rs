@@ -59,8 +59,8 @@
 //!
 //! # Threads
 //!
-//! Polling and committing run on one blocking thread: `BaseConsumer::poll` and redb are
-//! both synchronous, and one thread doing poll → batch → commit in order means batches
+//! Polling and committing run on one thread of their own: `BaseConsumer::poll` and redb
+//! are both synchronous, and one thread doing poll → batch → commit in order means batches
 //! never overlap. The messages it polls are decoded in chunks on the machine's cores
 //! ([`super::decoding`]) and taken back in the order read. [`run_consumer`] is the async
 //! shell around it.
@@ -310,8 +310,8 @@ pub enum ConsumerError {
     /// The consumer thread panicked.
     #[error("the Kafka consumer thread panicked")]
     Panicked,
-    /// The decoding threads could not be started.
-    #[error("cannot start the decoding threads: {0}")]
+    /// The consumer's or its decoding threads could not be started.
+    #[error("cannot start the consumer's threads: {0}")]
     Threads(std::io::Error),
 }
 
@@ -407,10 +407,19 @@ pub async fn run_consumer(
     let brokers = args.brokers.clone().filter(|b| !b.trim().is_empty()).ok_or(ConsumerError::NoBrokers)?;
     let stop = Arc::new(AtomicBool::new(false));
     let _stop_on_drop = StopOnDrop(stop.clone());
-    let worker = {
+    // A thread of its own, not one of tokio's blocking pool: it runs as long as the
+    // process, and the pool is kept for queries (`serve --max-query-threads`).
+    let (done, worker) = tokio::sync::oneshot::channel();
+    {
         let stop = stop.clone();
-        tokio::task::spawn_blocking(move || Worker::new(store, args, &brokers, stats, stop)?.run(clock))
-    };
+        std::thread::Builder::new()
+            .name("goatview-kafka".into())
+            .spawn(move || {
+                // Dropped unsent if the consumer panics.
+                let _ = done.send(Worker::new(store, args, &brokers, stats, stop).and_then(|w| w.run(clock)));
+            })
+            .map_err(ConsumerError::Threads)?;
+    }
     tokio::pin!(worker);
     tokio::select! {
         res = &mut worker => return res.map_err(|_| ConsumerError::Panicked)?,
