@@ -6,25 +6,14 @@ pub mod kafka;
 pub mod log;
 pub mod window;
 
-use crate::events::{Event, Instant, decode};
+use crate::events::{Instant, decode};
 use crate::store::{Batch, DeadLetter};
 
 /// Decodes one message into the batch: an event, or a dead letter with its reason.
 pub fn push_message(batch: &mut Batch, source: &str, position: u64, bytes: &[u8], now: Instant) {
-    if let Some(ev) = decode_message(batch, source, position, bytes, now) {
-        batch.events.push(ev);
-    }
-}
-
-/// Decodes one message: the event, or `None` after adding a dead letter with its reason
-/// to `dead` (for a caller that holds events elsewhere, such as a window).
-pub fn decode_message(dead: &mut Batch, source: &str, position: u64, bytes: &[u8], now: Instant) -> Option<Event> {
     match decode(bytes) {
-        Ok(ev) => Some(ev),
-        Err(e) => {
-            push_dead_letter(dead, source, position, bytes, e.to_string(), now);
-            None
-        }
+        Ok(ev) => batch.events.push(ev),
+        Err(e) => push_dead_letter(batch, source, position, bytes, e.to_string(), now),
     }
 }
 
