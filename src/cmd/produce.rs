@@ -24,6 +24,7 @@ use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, T
 use serde::Deserialize;
 
 use crate::ingest::kafka::{Topics, log_client};
+use crate::ingest::log::{is_blank, trim_line_end};
 
 #[derive(Debug, Args)]
 pub struct ProduceArgs {
@@ -151,9 +152,8 @@ pub fn publish_lines(
             return Ok(());
         }
         progress(n as u64);
-        let body = line.strip_suffix(b"\n").unwrap_or(&line);
-        let body = body.strip_suffix(b"\r").unwrap_or(body);
-        if std::str::from_utf8(body).is_ok_and(|s| s.trim().is_empty()) {
+        let body = trim_line_end(&line);
+        if is_blank(body) {
             summary.blank += 1;
             continue;
         }

@@ -291,12 +291,13 @@ fn hash_prefix(reader: &mut impl BufRead, hasher: &mut Sha256, len: u64) -> std:
     Ok(Some(hasher.clone().finalize().into()))
 }
 
-fn trim_line_end(line: &[u8]) -> &[u8] {
+/// A log line without its line end (`\n` or `\r\n`).
+pub fn trim_line_end(line: &[u8]) -> &[u8] {
     let line = line.strip_suffix(b"\n").unwrap_or(line);
     line.strip_suffix(b"\r").unwrap_or(line)
 }
 
 /// A line of only white space is blank (contract §2.1); invalid UTF-8 never is.
-fn is_blank(line: &[u8]) -> bool {
+pub fn is_blank(line: &[u8]) -> bool {
     std::str::from_utf8(line).is_ok_and(|s| s.trim().is_empty())
 }
