@@ -893,12 +893,14 @@ impl Worker {
 
     /// Makes every batch committed so far durable.
     fn sync(&mut self) -> Result<(), ConsumerError> {
+        let started = WallClock::now();
         if let Err(e) = self.store.sync() {
             tracing::error!(error = %e, "Cannot sync the store; stopping the consumer.");
             return Err(e.into());
         }
         self.unsynced_since = None;
         self.stats.syncs.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(sync_ms = started.elapsed().as_millis() as u64, "Kafka batches made durable.");
         Ok(())
     }
 
