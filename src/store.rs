@@ -113,9 +113,9 @@ pub const DEAD_LETTERS: &str = "dead_letters";
 /// page it touches (copy-on-write), and events land on pages at random, so a batch of
 /// thousands touches most pages of the big tables whatever their size: fewer, larger
 /// pages cost less to copy, allocate, checksum and write per batch. Measured at scale L:
-/// full replay applied in 58 s against 74 s, and a Kafka consumer at 20,000 events/s
-/// showed its batches 1.1–1.9 s after they were produced (p99) against 1.6–2.8 s; queries
-/// answered as fast or faster (BENCHMARKS.md, eighteenth session).
+/// full replay applied in 52–58 s against 71–74 s, freshness at 20,000 events/s from
+/// Kafka had a p99 of 1.0–1.5 s against 1.5–1.7 s, and queries answered more requests a
+/// second (BENCHMARKS.md, eighteenth session).
 pub const PAGE_SIZE: u32 = 32 << 10;
 
 /// redb's page size recorded in an existing file's header, if it is a redb file: the u32
