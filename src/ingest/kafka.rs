@@ -510,6 +510,9 @@ struct Worker {
     disconnected: Arc<AtomicBool>,
     /// When the oldest batch committed but not yet durable was committed.
     unsynced_since: Option<WallClock>,
+    /// A sync of the batches committed before it, running on a thread of its own while this
+    /// one gathers the next batch (whose commit waits for it: redb has one writer).
+    syncing: Option<std::thread::JoinHandle<Result<Duration, StoreError>>>,
     /// Decode what is polled on the machine's cores while this thread polls on.
     decoders: Decoders<Polled>,
 }
@@ -559,6 +562,7 @@ impl Worker {
             ends,
             disconnected,
             unsynced_since: None,
+            syncing: None,
             decoders: Decoders::new(std::thread::available_parallelism().map_or(1, |n| n.get()))
                 .map_err(ConsumerError::Threads)?,
         })
@@ -611,7 +615,7 @@ impl Worker {
         let mut retry_at = WallClock::now();
         while !self.stopped() {
             if self.sync_due().is_some_and(|due| WallClock::now() >= due) {
-                self.sync()?;
+                self.start_sync()?;
             }
             let now = WallClock::now();
             if now >= next_refresh || (self.disconnected() && now >= retry_at) {
@@ -653,8 +657,10 @@ impl Worker {
                 self.commit(gathered)?;
             }
         }
+        self.finish_sync()?;
         if self.unsynced_since.is_some() {
-            self.sync()?;
+            self.start_sync()?;
+            self.finish_sync()?;
         }
         tracing::info!("Kafka consumer stopped.");
         Ok(())
@@ -891,30 +897,52 @@ impl Worker {
         self.sync_due().map_or(at, |due| at.min(due))
     }
 
-    /// Makes every batch committed so far durable.
-    fn sync(&mut self) -> Result<(), ConsumerError> {
+    /// Starts making every batch committed so far durable, on a thread of its own: a sync
+    /// writes out what the batches since the last one changed (100–200 ms a second at
+    /// 20,000 events/s), and gathering the next batch need not wait for it.
+    fn start_sync(&mut self) -> Result<(), ConsumerError> {
+        self.finish_sync()?;
+        let store = Arc::clone(&self.store);
         let started = WallClock::now();
-        if let Err(e) = self.store.sync() {
-            tracing::error!(error = %e, "Cannot sync the store; stopping the consumer.");
-            return Err(e.into());
-        }
+        let syncing = std::thread::Builder::new()
+            .name("goatview-sync".into())
+            .spawn(move || store.sync().map(|()| started.elapsed()))
+            .map_err(ConsumerError::Threads)?;
+        self.syncing = Some(syncing);
         self.unsynced_since = None;
-        self.stats.syncs.fetch_add(1, Ordering::Relaxed);
-        tracing::debug!(sync_ms = started.elapsed().as_millis() as u64, "Kafka batches made durable.");
         Ok(())
     }
 
-    /// Publishes DLQ copies, commits the batch to the store (durably when a sync is due
-    /// or the consumer stops), then reports progress. A batch read while catching up
-    /// writes its changed rows every `--kafka-batch-max-messages` events.
+    /// Waits for the sync started last, if any; its failure stops the consumer.
+    fn finish_sync(&mut self) -> Result<(), ConsumerError> {
+        let Some(syncing) = self.syncing.take() else { return Ok(()) };
+        match syncing.join() {
+            Ok(Ok(took)) => {
+                self.stats.syncs.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(sync_ms = took.as_millis() as u64, "Kafka batches made durable.");
+                Ok(())
+            }
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "Cannot sync the store; stopping the consumer.");
+                Err(e.into())
+            }
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    }
+
+    /// Publishes DLQ copies, commits the batch to the store (durably when the consumer
+    /// stops), starts a sync if one is due, then reports progress. A batch read while
+    /// catching up writes its changed rows every `--kafka-batch-max-messages` events.
     fn commit(&mut self, Gathered { mut events, mut batch, dlq, next }: Gathered) -> Result<(), ConsumerError> {
         if !dlq.is_empty() {
             self.publish_dlq(&dlq);
         }
+        // The commit would wait for a running sync anyway; this reports how it ended.
+        self.finish_sync()?;
         let started = WallClock::now();
         events.take_into(&mut batch);
         self.unsynced_since.get_or_insert(started);
-        let durable = self.stopped() || self.sync_due().is_some_and(|due| started >= due);
+        let durable = self.stopped();
         let committed = self.store.commit_window(&batch, self.args.batch_max_messages as usize, durable);
         if let Err(e) = committed {
             tracing::error!(error = %e, messages = batch.len(), "Cannot commit a Kafka batch; stopping the consumer.");
@@ -923,6 +951,8 @@ impl Worker {
         if durable {
             self.unsynced_since = None;
             self.stats.syncs.fetch_add(1, Ordering::Relaxed);
+        } else if self.sync_due().is_some_and(|due| WallClock::now() >= due) {
+            self.start_sync()?;
         }
         let (events, dead) = (batch.events.len() as u64 + batch.other_events, batch.dead_letters.len() as u64);
         self.stats.applied.fetch_add(events, Ordering::Relaxed);
