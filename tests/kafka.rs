@@ -607,6 +607,15 @@ async fn batches_become_durable_within_the_sync_interval() {
     tokio::time::sleep(Duration::from_millis(1000)).await;
     assert_eq!(durable_positions(&fx, "soon.redb", "soon-1.redb"), positions(&store), "synced while idle");
     consumer.stop().await;
+
+    // No interval: durable by the time the consumer is seen caught up, with no wait. (That
+    // each batch is durable as it commits, not just after, is beyond what a copy can see.)
+    fx.args.sync_ms = 0;
+    let store = fx.store("each.redb");
+    let consumer = start(store.clone(), fx.args.clone());
+    wait_caught_up(&store, &ends).await;
+    assert_eq!(durable_positions(&fx, "each.redb", "each-1.redb"), positions(&store), "durable as visible");
+    consumer.stop().await;
     fx.cleanup().await;
 }
 

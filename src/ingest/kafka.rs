@@ -931,8 +931,9 @@ impl Worker {
     }
 
     /// Publishes DLQ copies, commits the batch to the store (durably when the consumer
-    /// stops), starts a sync if one is due, then reports progress. A batch read while
-    /// catching up writes its changed rows every `--kafka-batch-max-messages` events.
+    /// stops or `--kafka-sync-ms` is 0), starts a sync if one is due, then reports
+    /// progress. A batch read while catching up writes its changed rows every
+    /// `--kafka-batch-max-messages` events.
     fn commit(&mut self, Gathered { mut events, mut batch, dlq, next }: Gathered) -> Result<(), ConsumerError> {
         if !dlq.is_empty() {
             self.publish_dlq(&dlq);
@@ -942,7 +943,8 @@ impl Worker {
         let started = WallClock::now();
         events.take_into(&mut batch);
         self.unsynced_since.get_or_insert(started);
-        let durable = self.stopped();
+        // `--kafka-sync-ms 0` asks that a batch be durable as it becomes visible.
+        let durable = self.stopped() || self.args.sync_ms == 0;
         let committed = self.store.commit_window(&batch, self.args.batch_max_messages as usize, durable);
         if let Err(e) = committed {
             tracing::error!(error = %e, messages = batch.len(), "Cannot commit a Kafka batch; stopping the consumer.");
