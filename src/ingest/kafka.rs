@@ -614,6 +614,10 @@ impl Worker {
         // While disconnected, metadata is retried on the backoff, not the refresh period.
         let mut retry_at = WallClock::now();
         while !self.stopped() {
+            // A sync that ended while the stream was idle is counted, or stops the consumer.
+            if self.syncing.as_ref().is_some_and(|s| s.is_finished()) {
+                self.finish_sync()?;
+            }
             if self.sync_due().is_some_and(|due| WallClock::now() >= due) {
                 self.start_sync()?;
             }
