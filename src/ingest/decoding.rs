@@ -83,6 +83,12 @@ pub struct Decoders<M> {
 }
 
 impl<M: Send + 'static> Decoders<M> {
+    /// A pool of a decoding thread per core of the machine, what replay and the Kafka
+    /// consumer both use.
+    pub fn per_core() -> std::io::Result<Decoders<M>> {
+        Decoders::new(std::thread::available_parallelism().map_or(1, |n| n.get()))
+    }
+
     /// A pool of `threads` decoding threads.
     pub fn new(threads: usize) -> std::io::Result<Decoders<M>> {
         let (work, jobs) = mpsc::sync_channel::<Job<M>>(CHUNKS_AHEAD);

@@ -563,8 +563,7 @@ impl Worker {
             disconnected,
             unsynced_since: None,
             syncing: None,
-            decoders: Decoders::new(std::thread::available_parallelism().map_or(1, |n| n.get()))
-                .map_err(ConsumerError::Threads)?,
+            decoders: Decoders::per_core().map_err(ConsumerError::Threads)?,
         })
     }
 

@@ -144,8 +144,7 @@ pub fn replay_file(
     }
 
     let chunk_lines = CHUNK_LINES.min(cur.window_size);
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut decoders = Decoders::<u64>::new(threads).map_err(ReplayError::Threads)?;
+    let mut decoders = Decoders::<u64>::per_core().map_err(ReplayError::Threads)?;
     // Read position and hasher run ahead of `cur`, which moves chunk by chunk: where the
     // file stands after each chunk out to be decoded, oldest first.
     let (mut pos, mut hasher) = (cur.pos.clone(), cur.hasher.clone());
