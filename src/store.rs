@@ -236,13 +236,13 @@ impl Store {
         txn.set_durability(durability).map_err(|e| StoreError::Durability(e.to_string()))?;
         {
             let mut t = Tables::open(&txn)?;
-            // A window of many stages stays on one thread (`Tables::flush_on_two_threads`).
-            let one_stage = events.len() <= stage;
-            for part in events.chunks(stage.max(1)) {
-                for ev in part {
+            if events.len() <= stage {
+                for ev in events {
                     state::apply(&mut t, ev)?;
                 }
-                if one_stage { t.flush_on_two_threads()? } else { t.flush()? }
+                t.flush_on_two_threads()?;
+            } else {
+                apply_in_stages(&mut t, events, stage)?;
             }
             bookkeeping(&mut t)?;
         }
@@ -305,6 +305,37 @@ fn bump(t: &mut Tables, name: &'static str, by: u64) -> Result<(), StoreError> {
         t.counters.insert(name, old + by)?;
     }
     Ok(())
+}
+
+/// Applies a window's events stage by stage, writing each stage's rows once it is applied.
+/// The rows of the write-only tables (the sums of projects and creators, `by_metric` and
+/// HDR cells: most of what is written) are written on a second thread while the next
+/// stage is applied, one stage behind: on one thread a window left a core idle (the
+/// decoding threads wait while it applies). Nothing that applies an event reads them.
+fn apply_in_stages(t: &mut Tables, events: &[Event], stage: usize) -> Result<(), StoreError> {
+    std::thread::scope(|s| {
+        let mut behind = None;
+        for part in events.chunks(stage.max(1)) {
+            for ev in part {
+                state::apply(t, ev)?;
+            }
+            let rows = t.pending.take_write_only();
+            let mut tables = match behind.take() {
+                Some(writing) => join(writing)?,
+                None => t.write_only.take().expect("the write-only tables are in place"),
+            };
+            behind = Some(s.spawn(move || tables.write(rows).map(|()| tables)));
+            t.flush_but_write_only()?;
+        }
+        if let Some(writing) = behind {
+            t.write_only = Some(join(writing)?);
+        }
+        Ok(())
+    })
+}
+
+fn join<T>(thread: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
 #[cfg(test)]

@@ -245,24 +245,43 @@ impl FollowerPoint {
 }
 
 macro_rules! tables {
-    ($($(#[$doc:meta])* $field:ident: $K:ty => $V:ty;)*) => {
-        /// Table definitions, named after their field in [`Tables`].
+    (
+        $($(#[$doc:meta])* $field:ident: $K:ty => $V:ty;)*
+        @write_only {
+            $($(#[$wdoc:meta])* $wfield:ident: $WK:ty => $WV:ty;)*
+        }
+    ) => {
+        /// Table definitions, named after their field in [`Tables`] or [`WriteOnlyTables`].
         pub mod defs {
             use super::*;
             $($(#[$doc])* #[allow(non_upper_case_globals)]
             pub const $field: TableDefinition<'static, $K, $V> = TableDefinition::new(stringify!($field));)*
+            $($(#[$wdoc])* #[allow(non_upper_case_globals)]
+            pub const $wfield: TableDefinition<'static, $WK, $WV> = TableDefinition::new(stringify!($wfield));)*
         }
 
         /// All tables, opened once per write transaction.
         pub struct Tables<'txn> {
             $(pub $field: redb::Table<'txn, $K, $V>,)*
+            /// Taken out while a second thread writes them (`Store::write`).
+            pub write_only: Option<WriteOnlyTables<'txn>>,
             /// Aggregate rows changed by this transaction, written by [`Tables::flush`].
             pub pending: super::videos::Pending,
         }
 
+        /// The tables that applying events writes and never reads: a stage's rows of them
+        /// can be written while the next stage is applied.
+        pub struct WriteOnlyTables<'txn> {
+            $(pub $wfield: redb::Table<'txn, $WK, $WV>,)*
+        }
+
         impl<'txn> Tables<'txn> {
             pub fn open(txn: &'txn WriteTransaction) -> Result<Self, redb::TableError> {
-                Ok(Tables { $($field: txn.open_table(defs::$field)?,)* pending: Default::default() })
+                Ok(Tables {
+                    $($field: txn.open_table(defs::$field)?,)*
+                    write_only: Some(WriteOnlyTables { $($wfield: txn.open_table(defs::$wfield)?,)* }),
+                    pending: Default::default(),
+                })
             }
         }
 
@@ -271,6 +290,13 @@ macro_rules! tables {
         pub fn dump_state(rtxn: &redb::ReadTransaction) -> Result<Vec<String>, super::StateError> {
             use redb::ReadableTable;
             let mut out = Vec::new();
+            $(
+                let t = rtxn.open_table(defs::$wfield)?;
+                for e in t.iter()? {
+                    let (k, v) = e?;
+                    out.push(format!("{} {:?} {:?}", stringify!($wfield), k.value(), v.value()));
+                }
+            )*
             $(
                 if !BOOKKEEPING.contains(&stringify!($field)) && stringify!($field) != "campaign_best" {
                     let t = rtxn.open_table(defs::$field)?;
@@ -298,6 +324,16 @@ macro_rules! tables {
                 let s = t.stats()?;
                 out.push(TableSize {
                     name: stringify!($field),
+                    rows: t.len()?,
+                    stored_bytes: s.stored_bytes(),
+                    page_bytes: (s.leaf_pages() + s.branch_pages()) * 4096,
+                });
+            )*
+            $(
+                let t = rtxn.open_table(defs::$wfield)?;
+                let s = t.stats()?;
+                out.push(TableSize {
+                    name: stringify!($wfield),
                     rows: t.len()?,
                     stored_bytes: s.stored_bytes(),
                     page_bytes: (s.leaf_pages() + s.branch_pages()) * 4096,
@@ -364,31 +400,11 @@ tables! {
     /// (project, posted_at, video) of visible videos → their (creator, views, likes,
     /// comments, shares, saves).
     by_posted: (P, i64, u32, Id) => (Id, u64, u64, u64, u64, u64);
-    /// (project, metric, !value, video) of visible videos → posted_at.
-    by_metric: (P, u8, u64, Id) => At;
     /// (project, creator, !views, video) of visible videos → posted_at.
     creator_views: (P, Id, u64, Id) => At;
     /// (project, creator) → a [`CreatorMedian`]: the number of visible videos and three
     /// `creator_views` keys (!views, video): the lower middle, the one after it, the first.
     creator_median: (P, Id) => MedianRow;
-    /// (project, level, unit) → sums.
-    project_buckets: (P, u8, i64) => SumsRow;
-    /// (project, level, unit, creator) → sums; day, week and block levels only.
-    creator_buckets: (P, u8, i64, Id) => SumsRow;
-    /// (project, level, unit) → every creator with visible videos in the unit and their
-    /// sums ([`creator_sums_entries`]); quarter and hour levels only, where a creator
-    /// rarely has two videos in a unit: a row per unit instead of one per creator.
-    creator_rows: (P, u8, i64) => Bytes;
-    /// (project, level, unit) → every creator with posts in the unit and their count
-    /// ([`creator_count_entries`]); quarter and hour levels only. The posts of
-    /// `creator_rows` without the other sums: posting-consistency reads a creator-day per
-    /// entry of 20 bytes instead of 88.
-    creator_posts: (P, u8, i64) => Bytes;
-    /// (project, level, unit) → the HDR cells of its visible videos and how many
-    /// ([`hist_entries`], 6 bytes a cell). One row per unit: a fine unit holds a few dozen
-    /// videos, nearly each in a cell of its own, and a coarse one thousands of cells, which
-    /// a batch of scrapes would otherwise change all over the table's pages.
-    hist_cells: (P, u8, i64) => Bytes;
     /// (project, root campaign, level, unit) → sums over its resolved videos; day and
     /// 32-day levels only (`Level::CAMPAIGN`), as are the two tables below.
     campaign_buckets: (P, Id, u8, i64) => SumsRow;
@@ -416,6 +432,30 @@ tables! {
     dead_letters: (&'static str, u64) => Bytes;
     /// counter name → value.
     counters: &'static str => u64;
+
+    // ---- Aggregates that applying events never reads --------------------------------
+    @write_only {
+        /// (project, level, unit) → sums.
+        project_buckets: (P, u8, i64) => SumsRow;
+        /// (project, level, unit, creator) → sums; day, week and block levels only.
+        creator_buckets: (P, u8, i64, Id) => SumsRow;
+        /// (project, level, unit) → every creator with visible videos in the unit and their
+        /// sums ([`creator_sums_entries`]); quarter and hour levels only, where a creator
+        /// rarely has two videos in a unit: a row per unit instead of one per creator.
+        creator_rows: (P, u8, i64) => Bytes;
+        /// (project, level, unit) → every creator with posts in the unit and their count
+        /// ([`creator_count_entries`]); quarter and hour levels only. The posts of
+        /// `creator_rows` without the other sums: posting-consistency reads a creator-day per
+        /// entry of 20 bytes instead of 88.
+        creator_posts: (P, u8, i64) => Bytes;
+        /// (project, metric, !value, video) of visible videos → posted_at.
+        by_metric: (P, u8, u64, Id) => At;
+        /// (project, level, unit) → the HDR cells of its visible videos and how many
+        /// ([`hist_entries`], 6 bytes a cell). One row per unit: a fine unit holds a few dozen
+        /// videos, nearly each in a cell of its own, and a coarse one thousands of cells, which
+        /// a batch of scrapes would otherwise change all over the table's pages.
+        hist_cells: (P, u8, i64) => Bytes;
+    }
 }
 
 #[cfg(test)]

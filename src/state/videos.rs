@@ -8,7 +8,7 @@ use rustc_hash::FxHashMap;
 
 use redb::ReadableTable;
 
-use super::tables::{At, CreatorMedian, Packed, SumsRow, Tables, entries};
+use super::tables::{At, CreatorMedian, Packed, SumsRow, Tables, WriteOnlyTables, entries};
 use super::top::TopList;
 use super::{ID_MAX, ID_MIN, Reg, Result, StateError, campaigns, encode, get_present, get_reg, goals};
 use crate::events::{Counts, CreatorSnapshot, Id, Instant, ItemType, Stamp, VideoSnapshot};
@@ -475,9 +475,51 @@ impl Pending {
         *self.hist.entry((p, l, u, at)).or_default() += delta;
     }
 
+    /// The staged rows of the [`WriteOnlyTables`], leaving none.
+    pub fn take_write_only(&mut self) -> WriteOnlyRows {
+        WriteOnlyRows {
+            project: std::mem::take(&mut self.project),
+            creator: std::mem::take(&mut self.creator),
+            creator_rows: std::mem::take(&mut self.creator_rows),
+            creator_posts: std::mem::take(&mut self.creator_posts),
+            by_metric: std::mem::take(&mut self.by_metric),
+            hist: std::mem::take(&mut self.hist),
+        }
+    }
+
     /// Drops cached campaign reachability: memberships or campaigns changed.
     pub(super) fn forget_roots(&mut self) {
         self.creator_roots.get_mut().clear();
+    }
+}
+
+/// Staged rows of the [`WriteOnlyTables`]: the sums of projects and creators, 5
+/// `by_metric` rows and up to 10 HDR cells a video.
+pub struct WriteOnlyRows {
+    project: FxHashMap<(Id, u8, i64), SumsDelta>,
+    creator: FxHashMap<(Id, u8, i64, Id), SumsDelta>,
+    creator_rows: FxHashMap<(Id, u8, i64, Id), SumsDelta>,
+    creator_posts: FxHashMap<(Id, u8, i64, Id), i64>,
+    by_metric: Staged<(Id, u8, u64, Id), At>,
+    /// Changes to `hist_cells`, by cell position.
+    hist: FxHashMap<(Id, u8, i64, u16), i64>,
+}
+
+impl WriteOnlyRows {
+    /// `by_metric` rows and HDR cell changes: what [`SECOND_THREAD_MIN_ROWS`] counts.
+    fn len(&self) -> usize {
+        self.by_metric.len() + self.hist.len()
+    }
+}
+
+impl WriteOnlyTables<'_> {
+    pub fn write(&mut self, mut rows: WriteOnlyRows) -> Result<()> {
+        write_deltas(&mut rows.project, &mut self.project_buckets)?;
+        write_deltas(&mut rows.creator, &mut self.creator_buckets)?;
+        write_packed(&mut rows.creator_rows, &mut self.creator_rows, |(p, l, u, c)| ((p, l, u), c))?;
+        write_packed(&mut rows.creator_posts, &mut self.creator_posts, |(p, l, u, c)| ((p, l, u), c))?;
+        write_staged(&mut rows.by_metric, &mut self.by_metric)?;
+        write_packed(&mut rows.hist, &mut self.hist_cells, |(p, l, u, at)| ((p, l, u), at))
     }
 }
 
@@ -719,7 +761,7 @@ where
 }
 
 /// Staged `by_metric` and HDR cell changes from which [`Tables::flush_on_two_threads`]
-/// writes them on a second thread: a batch of several thousand events, as a consumer that
+/// writes the [`WriteOnlyTables`] on a second thread: a batch of several thousand events, as a consumer that
 /// is behind reads, where it was measured to help. A consumer keeping up with 10,000
 /// events/s commits about 2,000 a batch, in milliseconds, where no gain was shown.
 const SECOND_THREAD_MIN_ROWS: usize = 65_536;
@@ -732,61 +774,47 @@ impl Tables<'_> {
         self.write_pending(usize::MAX)
     }
 
-    /// [`Tables::flush`], with `by_metric` and `hist_cells` (5 changes a video each, about
-    /// half the time spent writing) on a second thread when enough of them are staged. A
-    /// write transaction has one writer, but redb lets disjoint tables of it be written from
-    /// different threads.
+    /// [`Tables::flush`], with the [`WriteOnlyTables`] (the sums of projects and creators,
+    /// `by_metric` and `hist_cells`: most of what is written) on a second thread when
+    /// enough of them are staged. A write transaction has one writer, but redb lets
+    /// disjoint tables of it be written from different threads.
     ///
     /// Meant for a transaction of one stage, such as a Kafka batch, which a second thread
-    /// made faster. In a window of many stages the trees outgrow redb's write buffer: at
-    /// full L it saved no time there, and the second thread's malloc arena added 100–250 MiB.
+    /// made faster. A window of many stages writes them a stage behind instead
+    /// (`Store::write`).
     pub fn flush_on_two_threads(&mut self) -> Result<()> {
         self.write_pending(SECOND_THREAD_MIN_ROWS)
     }
 
-    /// Writes the pending rows, on two threads if `second_thread_from` or more
-    /// `by_metric` rows and HDR cell changes are staged.
+    /// Writes the pending rows, the [`WriteOnlyTables`] on a second thread if
+    /// `second_thread_from` or more `by_metric` rows and HDR cell changes are staged.
     fn write_pending(&mut self, second_thread_from: usize) -> Result<()> {
-        let Tables {
-            videos,
-            by_posted,
-            by_metric,
-            project_buckets,
-            creator_buckets,
-            creator_rows,
-            creator_posts,
-            hist_cells,
-            campaign_creators,
-            pending,
-            ..
-        } = self;
-        let parallel = pending.by_metric.len() + pending.hist.len() >= second_thread_from;
-        let mut second = || -> Result<()> {
-            write_staged(&mut pending.by_metric, by_metric)?;
-            write_packed(&mut pending.hist, hist_cells, |(p, l, u, at)| ((p, l, u), at))
-        };
-        let mut first = || -> Result<()> {
-            for (key, reg) in sorted(&mut pending.videos) {
-                videos.insert(key, reg.as_slice())?;
-            }
-            write_staged(&mut pending.by_posted, by_posted)?;
-            write_deltas(&mut pending.project, project_buckets)?;
-            write_deltas(&mut pending.creator, creator_buckets)?;
-            write_packed(&mut pending.creator_rows, creator_rows, |(p, l, u, c)| ((p, l, u), c))?;
-            write_packed(&mut pending.creator_posts, creator_posts, |(p, l, u, c)| ((p, l, u), c))?;
-            write_packed(&mut pending.campaign_creators, campaign_creators, |(p, r, l, u, c)| ((p, r, l, u), c))
-        };
-        if parallel {
+        let rows = self.pending.take_write_only();
+        let mut tables = self.write_only.take().expect("the write-only tables are in place");
+        if rows.len() >= second_thread_from {
             std::thread::scope(|s| {
-                let other = s.spawn(second);
-                let here = first();
+                let other = s.spawn(|| tables.write(rows));
+                let here = self.flush_but_write_only();
                 let there = other.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
                 here.and(there)
             })?;
         } else {
-            first()?;
-            second()?;
+            self.flush_but_write_only()?;
+            tables.write(rows)?;
         }
+        self.write_only = Some(tables);
+        Ok(())
+    }
+
+    /// Writes the pending rows but those of the [`WriteOnlyTables`] (which
+    /// [`Pending::take_write_only`] takes).
+    pub fn flush_but_write_only(&mut self) -> Result<()> {
+        let Tables { videos, by_posted, campaign_creators, pending, .. } = self;
+        for (key, reg) in sorted(&mut pending.videos) {
+            videos.insert(key, reg.as_slice())?;
+        }
+        write_staged(&mut pending.by_posted, by_posted)?;
+        write_packed(&mut pending.campaign_creators, campaign_creators, |(p, r, l, u, c)| ((p, r, l, u), c))?;
         // After by_posted, which rebuilding a top list reads.
         self.write_best()?;
         for (key, sums) in sorted(&mut self.pending.campaign) {
