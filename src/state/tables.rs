@@ -326,7 +326,8 @@ macro_rules! tables {
                     name: stringify!($field),
                     rows: t.len()?,
                     stored_bytes: s.stored_bytes(),
-                    page_bytes: (s.leaf_pages() + s.branch_pages()) * 4096,
+                    // Whatever the page size: what the pages hold, used or not.
+                    page_bytes: s.stored_bytes() + s.metadata_bytes() + s.fragmented_bytes(),
                 });
             )*
             $(
@@ -336,7 +337,8 @@ macro_rules! tables {
                     name: stringify!($wfield),
                     rows: t.len()?,
                     stored_bytes: s.stored_bytes(),
-                    page_bytes: (s.leaf_pages() + s.branch_pages()) * 4096,
+                    // Whatever the page size: what the pages hold, used or not.
+                    page_bytes: s.stored_bytes() + s.metadata_bytes() + s.fragmented_bytes(),
                 });
             )*
             Ok(out)
@@ -351,7 +353,7 @@ pub struct TableSize {
     pub rows: u64,
     /// Bytes of keys and values.
     pub stored_bytes: u64,
-    /// Bytes of the pages holding them (4 KiB pages).
+    /// Bytes of the pages holding them.
     pub page_bytes: u64,
 }
 
