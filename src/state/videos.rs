@@ -761,9 +761,10 @@ where
 }
 
 /// Staged `by_metric` and HDR cell changes from which [`Tables::flush_on_two_threads`]
-/// writes the [`WriteOnlyTables`] on a second thread: a batch of several thousand events, as a consumer that
-/// is behind reads, where it was measured to help. A consumer keeping up with 10,000
-/// events/s commits about 2,000 a batch, in milliseconds, where no gain was shown.
+/// writes the [`WriteOnlyTables`] on a second thread: a batch of several thousand events,
+/// as a consumer that is behind reads, where it was measured to help. A consumer keeping
+/// up with 10,000 events/s commits about 2,000 a batch, in milliseconds, where no gain
+/// was shown.
 const SECOND_THREAD_MIN_ROWS: usize = 65_536;
 
 impl Tables<'_> {
