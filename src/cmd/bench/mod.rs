@@ -164,6 +164,11 @@ pub struct FreshnessArgs {
     /// Seconds of measurement (probes and load).
     #[arg(long, env = "GOATVIEW_BENCH_DURATION", default_value_t = 60.0)]
     pub duration: f64,
+
+    /// Size of redb's page cache in MiB (as `serve --cache-mib`); redb's default, 1024,
+    /// when unset.
+    #[arg(long, env = "GOATVIEW_BENCH_CACHE_MIB", value_parser = clap::value_parser!(u64).range(16..))]
+    pub cache_mib: Option<u64>,
 }
 
 #[derive(Debug, Args)]
