@@ -49,7 +49,10 @@
 //! its stored position once metadata can be read again. A broker that restarted has a
 //! new leader epoch, and librdkafka's fetcher for a manually assigned partition can
 //! stay fenced on the old one ("leader epoch is older than broker epoch") and never
-//! deliver again; a fresh assignment starts it over, exactly where the store says. `group.id` only names where the
+//! deliver again; a fresh assignment starts it over, exactly where the store says. A
+//! restart quick enough that librdkafka never reports the brokers down can leave it
+//! fenced too (seen once in CI): so the partitions are also assigned again when nothing
+//! has come for [`FETCH_STALL`] while the statistics show messages waiting. `group.id` only names where the
 //! monitoring offsets are committed; give each instance its own.
 //!
 //! A stored position beyond the end of its partition (the topic was deleted and created
@@ -105,6 +108,9 @@ const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
 const POLL_SLICE: Duration = Duration::from_millis(100);
 /// A batch closes once no message has come for this long: the consumer has caught up.
 const IDLE_GAP: Duration = Duration::from_millis(5);
+/// How long the fetcher may deliver nothing while messages wait in the broker before the
+/// partitions are assigned again ([`Worker::watch_fetcher`]).
+const FETCH_STALL: Duration = Duration::from_secs(10);
 /// Longest wait for a newly assigned partition's end offset; without it, the first
 /// statistics tell.
 const END_TIMEOUT: Duration = Duration::from_millis(500);
@@ -516,6 +522,8 @@ struct Worker {
     syncing: Option<std::thread::JoinHandle<Result<Duration, StoreError>>>,
     /// Decode what is polled on the machine's cores while this thread polls on.
     decoders: Decoders<Polled>,
+    /// Since when gathering has read nothing while messages wait ([`Worker::watch_fetcher`]).
+    starved_since: Option<WallClock>,
 }
 
 impl Worker {
@@ -565,6 +573,7 @@ impl Worker {
             unsynced_since: None,
             syncing: None,
             decoders: Decoders::per_core().map_err(ConsumerError::Threads)?,
+            starved_since: None,
         })
     }
 
@@ -657,9 +666,11 @@ impl Worker {
                 continue;
             }
             let gathered = self.gather(&clock, self.wake_at(next_refresh));
-            if gathered.events.read() > 0 || !gathered.batch.is_empty() {
+            let starved = gathered.events.read() == 0 && gathered.batch.is_empty();
+            if !starved {
                 self.commit(gathered)?;
             }
+            self.watch_fetcher(starved);
         }
         self.finish_sync()?;
         if self.unsynced_since.is_some() {
@@ -878,9 +889,12 @@ impl Worker {
     /// Asking the broker here instead (`fetch_watermarks`) blocked a busy consumer for up to
     /// its timeout.
     fn behind(&self, next: &BTreeMap<usize, i64>) -> bool {
-        if !self.args.catches_up() {
-            return false;
-        }
+        self.args.catches_up() && self.waiting(next) >= self.args.batch_max_messages
+    }
+
+    /// Messages waiting in the broker beyond `next` (else the stored positions), by the
+    /// partitions' end offsets in the latest statistics.
+    fn waiting(&self, next: &BTreeMap<usize, i64>) -> u64 {
         let ends = lock(&self.ends);
         let waiting: i64 = (self.partitions.iter().enumerate())
             .filter_map(|(idx, p)| {
@@ -888,7 +902,33 @@ impl Worker {
                 Some(end.saturating_sub(next.get(&idx).copied().unwrap_or(p.next)).max(0))
             })
             .sum();
-        waiting as u64 >= self.args.batch_max_messages
+        waiting as u64
+    }
+
+    /// Assigns every partition again when the fetcher has delivered nothing for
+    /// [`FETCH_STALL`] while messages wait in the broker: after a broker restart the
+    /// fetcher can stay fenced without librdkafka ever reporting the brokers down (see
+    /// "After the connection ... was lost" in the module doc). Called after a gather that
+    /// read nothing (`starved`) or something.
+    fn watch_fetcher(&mut self, starved: bool) {
+        if !starved || self.disconnected() || self.waiting(&BTreeMap::new()) == 0 {
+            self.starved_since = None;
+            return;
+        }
+        let since = *self.starved_since.get_or_insert_with(WallClock::now);
+        if since.elapsed() < FETCH_STALL {
+            return;
+        }
+        self.starved_since = None;
+        tracing::warn!(
+            waiting = self.waiting(&BTreeMap::new()),
+            stalled_secs = since.elapsed().as_secs(),
+            "Kafka delivered nothing while messages wait; assigning the partitions again."
+        );
+        if let Err(e) = self.reassign_all() {
+            tracing::warn!(error = %e, "Cannot assign Kafka partitions again; retrying.");
+            self.disconnected.store(true, Ordering::Relaxed);
+        }
     }
 
     /// When the batches committed but not yet durable must be synced, if there are any.
