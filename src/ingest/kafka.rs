@@ -109,8 +109,11 @@ const POLL_SLICE: Duration = Duration::from_millis(100);
 /// A batch closes once no message has come for this long: the consumer has caught up.
 const IDLE_GAP: Duration = Duration::from_millis(5);
 /// How long the fetcher may deliver nothing while messages wait in the broker before the
-/// partitions are assigned again ([`Worker::watch_fetcher`]).
+/// partitions are assigned again ([`Worker::watch_fetcher`]); doubled after each time
+/// that brought nothing, up to [`FETCH_STALL_MAX`]: a topic written with transactions ends
+/// in control records, which count in its end offset but are never delivered.
 const FETCH_STALL: Duration = Duration::from_secs(10);
+const FETCH_STALL_MAX: Duration = Duration::from_secs(600);
 /// Longest wait for a newly assigned partition's end offset; without it, the first
 /// statistics tell.
 const END_TIMEOUT: Duration = Duration::from_millis(500);
@@ -524,6 +527,8 @@ struct Worker {
     decoders: Decoders<Polled>,
     /// Since when gathering has read nothing while messages wait ([`Worker::watch_fetcher`]).
     starved_since: Option<WallClock>,
+    /// How long a stall may last before the partitions are assigned again.
+    stall_limit: Duration,
 }
 
 impl Worker {
@@ -574,6 +579,7 @@ impl Worker {
             syncing: None,
             decoders: Decoders::per_core().map_err(ConsumerError::Threads)?,
             starved_since: None,
+            stall_limit: FETCH_STALL,
         })
     }
 
@@ -911,15 +917,19 @@ impl Worker {
     /// "After the connection ... was lost" in the module doc). Called after a gather that
     /// read nothing (`starved`) or something.
     fn watch_fetcher(&mut self, starved: bool) {
+        if !starved {
+            self.stall_limit = FETCH_STALL;
+        }
         if !starved || self.disconnected() || self.waiting(&BTreeMap::new()) == 0 {
             self.starved_since = None;
             return;
         }
         let since = *self.starved_since.get_or_insert_with(WallClock::now);
-        if since.elapsed() < FETCH_STALL {
+        if since.elapsed() < self.stall_limit {
             return;
         }
         self.starved_since = None;
+        self.stall_limit = (self.stall_limit * 2).min(FETCH_STALL_MAX);
         tracing::warn!(
             waiting = self.waiting(&BTreeMap::new()),
             stalled_secs = since.elapsed().as_secs(),
