@@ -290,20 +290,10 @@ macro_rules! tables {
         pub fn dump_state(rtxn: &redb::ReadTransaction) -> Result<Vec<String>, super::StateError> {
             use redb::ReadableTable;
             let mut out = Vec::new();
-            $(
-                let t = rtxn.open_table(defs::$wfield)?;
-                for e in t.iter()? {
-                    let (k, v) = e?;
-                    out.push(format!("{} {:?} {:?}", stringify!($wfield), k.value(), v.value()));
-                }
-            )*
+            $(dump_rows(rtxn, stringify!($wfield), defs::$wfield, &mut out)?;)*
             $(
                 if !BOOKKEEPING.contains(&stringify!($field)) && stringify!($field) != "campaign_best" {
-                    let t = rtxn.open_table(defs::$field)?;
-                    for e in t.iter()? {
-                        let (k, v) = e?;
-                        out.push(format!("{} {:?} {:?}", stringify!($field), k.value(), v.value()));
-                    }
+                    dump_rows(rtxn, stringify!($field), defs::$field, &mut out)?;
                 }
             )*
             // A top list's length depends on the order events came in; its head does not.
@@ -317,33 +307,44 @@ macro_rules! tables {
 
         /// Size of every table: what the state file is made of.
         pub fn table_stats(rtxn: &redb::ReadTransaction) -> Result<Vec<TableSize>, super::StateError> {
-            use redb::ReadableTableMetadata;
-            let mut out = Vec::new();
-            $(
-                let t = rtxn.open_table(defs::$field)?;
-                let s = t.stats()?;
-                out.push(TableSize {
-                    name: stringify!($field),
-                    rows: t.len()?,
-                    stored_bytes: s.stored_bytes(),
-                    // Whatever the page size: what the pages hold, used or not.
-                    page_bytes: s.stored_bytes() + s.metadata_bytes() + s.fragmented_bytes(),
-                });
-            )*
-            $(
-                let t = rtxn.open_table(defs::$wfield)?;
-                let s = t.stats()?;
-                out.push(TableSize {
-                    name: stringify!($wfield),
-                    rows: t.len()?,
-                    stored_bytes: s.stored_bytes(),
-                    // Whatever the page size: what the pages hold, used or not.
-                    page_bytes: s.stored_bytes() + s.metadata_bytes() + s.fragmented_bytes(),
-                });
-            )*
-            Ok(out)
+            Ok(vec![
+                $(table_size(rtxn, stringify!($field), defs::$field)?,)*
+                $(table_size(rtxn, stringify!($wfield), defs::$wfield)?,)*
+            ])
         }
     };
+}
+
+/// Every row of one table as text, a line `name key value` each.
+fn dump_rows<K: redb::Key + 'static, V: redb::Value + 'static>(
+    rtxn: &redb::ReadTransaction,
+    name: &str,
+    def: TableDefinition<K, V>,
+    out: &mut Vec<String>,
+) -> Result<(), super::StateError> {
+    use redb::ReadableTable;
+    for e in rtxn.open_table(def)?.iter()? {
+        let (k, v) = e?;
+        out.push(format!("{name} {:?} {:?}", k.value(), v.value()));
+    }
+    Ok(())
+}
+
+fn table_size<K: redb::Key + 'static, V: redb::Value + 'static>(
+    rtxn: &redb::ReadTransaction,
+    name: &'static str,
+    def: TableDefinition<K, V>,
+) -> Result<TableSize, super::StateError> {
+    use redb::ReadableTableMetadata;
+    let t = rtxn.open_table(def)?;
+    let s = t.stats()?;
+    Ok(TableSize {
+        name,
+        rows: t.len()?,
+        stored_bytes: s.stored_bytes(),
+        // Whatever the page size: what the pages hold, used or not.
+        page_bytes: s.stored_bytes() + s.metadata_bytes() + s.fragmented_bytes(),
+    })
 }
 
 /// One table's share of the state file.
