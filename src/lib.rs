@@ -32,3 +32,8 @@ pub mod state;
 pub mod store;
 pub mod telemetry;
 pub mod time;
+
+/// Waits for a scoped thread and returns what it returned, passing a panic of it on.
+pub(crate) fn join<T>(thread: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}

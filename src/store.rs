@@ -321,21 +321,17 @@ fn apply_in_stages(t: &mut Tables, events: &[Event], stage: usize) -> Result<(),
             }
             let rows = t.pending.take_write_only();
             let mut tables = match behind.take() {
-                Some(writing) => join(writing)?,
+                Some(writing) => crate::join(writing)?,
                 None => t.write_only.take().expect("the write-only tables are in place"),
             };
             behind = Some(s.spawn(move || tables.write(rows).map(|()| tables)));
             t.flush_but_write_only()?;
         }
         if let Some(writing) = behind {
-            t.write_only = Some(join(writing)?);
+            t.write_only = Some(crate::join(writing)?);
         }
         Ok(())
     })
-}
-
-fn join<T>(thread: std::thread::ScopedJoinHandle<'_, T>) -> T {
-    thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
 #[cfg(test)]

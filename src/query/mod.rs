@@ -67,7 +67,7 @@ pub(crate) fn both<A: Send, B>(first: impl FnOnce() -> A + Send, second: impl Fn
     std::thread::scope(|s| {
         let first = s.spawn(first);
         let second = second();
-        (first.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)), second)
+        (crate::join(first), second)
     })
 }
 

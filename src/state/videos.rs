@@ -796,7 +796,7 @@ impl Tables<'_> {
             std::thread::scope(|s| {
                 let other = s.spawn(|| tables.write(rows));
                 let here = self.flush_but_write_only();
-                let there = other.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                let there = crate::join(other);
                 here.and(there)
             })?;
         } else {
