@@ -920,7 +920,8 @@ impl Worker {
         if !starved {
             self.stall_limit = FETCH_STALL;
         }
-        if !starved || self.disconnected() || self.waiting(&BTreeMap::new()) == 0 {
+        let waiting = if starved && !self.disconnected() { self.waiting(&BTreeMap::new()) } else { 0 };
+        if waiting == 0 {
             self.starved_since = None;
             return;
         }
@@ -931,7 +932,7 @@ impl Worker {
         self.starved_since = None;
         self.stall_limit = (self.stall_limit * 2).min(FETCH_STALL_MAX);
         tracing::warn!(
-            waiting = self.waiting(&BTreeMap::new()),
+            waiting,
             stalled_secs = since.elapsed().as_secs(),
             "Kafka delivered nothing while messages wait; assigning the partitions again."
         );
