@@ -607,19 +607,27 @@ impl Worker {
 
     /// Assigns every partition afresh at its stored position (see "After the connection
     /// ... was lost" in the module doc). Runs between batches, so `next` is what the
-    /// store holds.
-    fn reassign_all(&mut self) -> Result<(), KafkaError> {
-        let mut tpl = TopicPartitionList::new();
-        for p in &self.partitions {
-            tpl.add_partition_offset(&p.topic, p.partition, Offset::Offset(p.next))?;
+    /// store holds. A failure counts as disconnected, so it is tried again once metadata
+    /// can be read.
+    fn reassign_all(&mut self) {
+        let assigned = (|| -> Result<(), KafkaError> {
+            let mut tpl = TopicPartitionList::new();
+            for p in &self.partitions {
+                tpl.add_partition_offset(&p.topic, p.partition, Offset::Offset(p.next))?;
+            }
+            self.consumer.incremental_unassign(&tpl)?;
+            self.consumer.incremental_assign(&tpl)
+        })();
+        match assigned {
+            Ok(()) => tracing::info!(
+                partitions = self.partitions.len(),
+                "Kafka partitions assigned again at their stored positions."
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "Cannot assign Kafka partitions again; retrying.");
+                self.disconnected.store(true, Ordering::Relaxed);
+            }
         }
-        self.consumer.incremental_unassign(&tpl)?;
-        self.consumer.incremental_assign(&tpl)?;
-        tracing::info!(
-            partitions = self.partitions.len(),
-            "Kafka reconnected; partitions assigned again at their stored positions."
-        );
-        Ok(())
     }
 
     fn run(mut self, clock: impl Fn() -> Instant) -> Result<(), ConsumerError> {
@@ -643,11 +651,8 @@ impl Worker {
                         if backoff > BACKOFF_MIN {
                             tracing::info!("Kafka reachable again.");
                         }
-                        if self.disconnected.swap(false, Ordering::Relaxed)
-                            && let Err(e) = self.reassign_all()
-                        {
-                            tracing::warn!(error = %e, "Cannot assign Kafka partitions again; retrying.");
-                            self.disconnected.store(true, Ordering::Relaxed);
+                        if self.disconnected.swap(false, Ordering::Relaxed) {
+                            self.reassign_all();
                         }
                         backoff = BACKOFF_MIN;
                         // Missing topics are looked for again soon; otherwise, rarely.
@@ -936,10 +941,7 @@ impl Worker {
             stalled_secs = since.elapsed().as_secs(),
             "Kafka delivered nothing while messages wait; assigning the partitions again."
         );
-        if let Err(e) = self.reassign_all() {
-            tracing::warn!(error = %e, "Cannot assign Kafka partitions again; retrying.");
-            self.disconnected.store(true, Ordering::Relaxed);
-        }
+        self.reassign_all();
     }
 
     /// When the batches committed but not yet durable must be synced, if there are any.
