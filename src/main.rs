@@ -19,8 +19,8 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-/// Queries run on tokio's blocking threads (`spawn_blocking`), so their number bounds the
-/// queries computed at once.
+/// Short answers run on tokio's blocking threads (`spawn_blocking`), so their number bounds
+/// the short answers computed at once; the long ones have threads of their own (`api::lane`).
 fn runtime(http: &goatview::cli::HttpArgs) -> std::io::Result<tokio::runtime::Runtime> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let query_threads = http.max_query_threads.map_or(2 * cores, |n| n as usize);

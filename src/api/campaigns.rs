@@ -14,6 +14,7 @@ pub struct CampaignLeaderboard;
 
 impl Endpoint for CampaignLeaderboard {
     const NAME: &'static str = "campaign-leaderboard";
+    const LONG: bool = true;
     const SUMMARY: &'static str = "Campaigns ranked by views in the period, against the prior period.";
     const DESCRIPTION: &'static str = "Every visible campaign, over its resolved videos (direct video and creator members and \
          nested campaigns, each video once) posted in the period, sorted by `total_views` \

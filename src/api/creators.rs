@@ -17,6 +17,7 @@ pub struct CreatorLeaderboard;
 
 impl Endpoint for CreatorLeaderboard {
     const NAME: &'static str = "creator-leaderboard";
+    const LONG: bool = true;
     const SUMMARY: &'static str = "Tracked creators ranked by views in the period.";
     const DESCRIPTION: &'static str = "All tracked creators, sorted by `total_views` over their visible videos posted in the \
          period, descending. Follower figures use the creator's history points in the period \
@@ -72,6 +73,7 @@ pub struct PostingConsistency;
 
 impl Endpoint for PostingConsistency {
     const NAME: &'static str = "posting-consistency";
+    const LONG: bool = true;
     const SUMMARY: &'static str = "Posts per creator and local day.";
     const DESCRIPTION: &'static str = "One item for each creator and local day (effective zone) with at least one visible video \
          posted, sorted by `creator_id` then `day`.";
@@ -149,6 +151,7 @@ pub struct CreatorScatter;
 
 impl Endpoint for CreatorScatter {
     const NAME: &'static str = "creator-scatter";
+    const LONG: bool = true;
     const SUMMARY: &'static str = "Follower growth against engagement, per creator.";
     const DESCRIPTION: &'static str = "Tracked creators with at least one visible video posted in the period, sorted by \
          `creator_id`.";

@@ -31,6 +31,9 @@ pub trait Endpoint: 'static {
     const DESCRIPTION: &'static str;
     /// Every parameter it reads; any other is ignored.
     const PARAMS: &'static [Param];
+    /// Whether answers may take tens of milliseconds (a row per creator and day, or per
+    /// campaign), so that they are computed behind the short ones (`lane.rs`).
+    const LONG: bool = false;
     /// The `data` of the envelope.
     type Data: Serialize + Send + 'static;
 

@@ -9,6 +9,7 @@
 //! * `videos.rs`, `creators.rs`, `campaigns.rs` — one [`Endpoint`](endpoint::Endpoint) per
 //!   route: its parameters, its response types and the call into [`crate::query`].
 //! * `params.rs` — query-string parsing against a declared parameter list.
+//! * `lane.rs` — the threads of the long answers, at a lower priority than the others.
 //! * `auth.rs` — bearer API keys and HS256 session cookies.
 //! * `error.rs` — [`ApiError`], the only error type handlers return, and the envelope.
 //! * `metrics.rs` — request counters and latency histograms, Prometheus text.
@@ -17,21 +18,24 @@
 //! # A request
 //!
 //! ```text
-//! headers ──► auth::credential ──► spawn_blocking { store.read() (one MVCC snapshot)
+//! headers ──► auth::credential ──► a query thread { store.read() (one MVCC snapshot)
 //!               (401)                 ├─ caller's orgs (401)
 //!                                     ├─ params::parse (400)
 //!                                     ├─ query::project + org check (404)
 //!                                     └─ Endpoint::run ──► query::*  } ──► envelope
 //! ```
 //!
-//! Everything after the header check runs on the blocking pool because redb is synchronous;
-//! the whole request reads one snapshot, so ingestion never makes an answer inconsistent.
+//! Everything after the header check runs on a thread of its own because redb is
+//! synchronous: tokio's blocking pool, or for the long answers a lane behind the short ones
+//! (`lane.rs`). The whole request reads one snapshot, so ingestion never makes an answer
+//! inconsistent.
 
 mod auth;
 mod campaigns;
 mod creators;
 mod endpoint;
 mod error;
+mod lane;
 mod metrics;
 mod openapi;
 mod params;
@@ -157,7 +161,7 @@ async fn handle<E: endpoint::Endpoint>(
     let now = state.clock.now();
     let credential = auth::credential(&headers, state.session_secret.as_deref(), now)?;
     let store = state.store.clone();
-    let answer = tokio::task::spawn_blocking(move || {
+    let answer = move || {
         let _running = query::InProgress::start();
         let rtxn = store.read()?;
         let orgs = credential.orgs(&rtxn, now)?;
@@ -176,9 +180,12 @@ async fn handle<E: endpoint::Endpoint>(
         serde_json::to_writer(&mut body, &meta).map_err(ApiError::internal)?;
         body.push(b'}');
         Ok::<_, ApiError>(body)
-    })
-    .await
-    .map_err(ApiError::internal)??;
+    };
+    let answer = if E::LONG {
+        lane::run_long(answer).await.ok_or_else(|| ApiError::internal("a long answer's thread panicked"))??
+    } else {
+        tokio::task::spawn_blocking(answer).await.map_err(ApiError::internal)??
+    };
     Ok(([(header::CONTENT_TYPE, "application/json")], answer).into_response())
 }
 
