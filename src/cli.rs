@@ -121,11 +121,11 @@ pub struct HttpArgs {
     #[arg(long, env = "GOATVIEW_SESSION_SECRET", hide_env_values = true)]
     pub session_secret: Option<String>,
 
-    /// Threads that compute the short aggregate answers: more requests wait their turn.
-    /// Twice the machine's cores when unset. More threads only share the cores, and each
-    /// may keep memory of its own (a malloc arena holding what it freed). The four
-    /// endpoints whose answers take tens of milliseconds have one thread per core of their
-    /// own, at a lower priority.
+    /// Threads that compute aggregate answers: more requests wait their turn. Twice the
+    /// machine's cores when unset. Half of them, at a lower priority, compute the four
+    /// endpoints whose answers take tens of milliseconds; the others the short answers.
+    /// More threads only share the cores, and each may keep memory of its own (a malloc
+    /// arena holding what it freed).
     #[arg(long, env = "GOATVIEW_MAX_QUERY_THREADS", value_parser = clap::value_parser!(u64).range(1..))]
     pub max_query_threads: Option<u64>,
 }

@@ -19,10 +19,13 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-/// Short answers run on tokio's blocking threads (`spawn_blocking`), so their number bounds
-/// the short answers computed at once; the long ones have threads of their own (`api::lane`).
+/// `--max-query-threads` split in two: half for the long answers (`api::lane`), the rest
+/// for the short ones on tokio's blocking threads (`spawn_blocking`).
 fn runtime(http: &goatview::cli::HttpArgs) -> std::io::Result<tokio::runtime::Runtime> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let query_threads = http.max_query_threads.map_or(2 * cores, |n| n as usize);
-    tokio::runtime::Builder::new_multi_thread().max_blocking_threads(query_threads).enable_all().build()
+    let long = (query_threads / 2).max(1);
+    goatview::api::lane::set_threads(long);
+    let short = query_threads.saturating_sub(long).max(1);
+    tokio::runtime::Builder::new_multi_thread().max_blocking_threads(short).enable_all().build()
 }

@@ -6,11 +6,13 @@
 //! (Query at L in BENCHMARKS.md). So long answers ([`Endpoint::LONG`]) are computed on
 //! threads of their own at a lower OS priority (a higher nice value): the kernel runs a
 //! short answer's thread first whenever both want a core, and the long ones still get
-//! every cycle the short ones leave.
+//! every cycle the short ones leave. `serve` gives them half of `--max-query-threads`,
+//! so that the process has as many threads (and malloc arenas) as before.
 //!
 //! [`Endpoint::LONG`]: super::endpoint::Endpoint::LONG
 
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -24,8 +26,16 @@ type Job = Box<dyn FnOnce() + Send>;
 /// The long answers' queue; its threads start with the first long answer.
 static LONG: OnceLock<Sender<Job>> = OnceLock::new();
 
-/// Runs `f` on a thread of the long answers' lane, one per core, and returns its result;
-/// `None` if `f` panicked.
+/// How many threads the lane starts (0: one per core).
+static THREADS: AtomicUsize = AtomicUsize::new(0);
+
+/// Sets how many threads compute long answers, before the first one.
+pub fn set_threads(n: usize) {
+    THREADS.store(n, Ordering::Relaxed);
+}
+
+/// Runs `f` on a thread of the long answers' lane and returns its result; `None` if `f`
+/// panicked.
 pub async fn run_long<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     let job: Job = Box::new(move || {
@@ -36,12 +46,15 @@ pub async fn run_long<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static)
     rx.await.ok()
 }
 
-/// Starts one thread per core, each taking jobs from one queue.
+/// Starts the lane's threads, each taking jobs from one queue.
 fn start() -> Sender<Job> {
     let (tx, rx) = channel::<Job>();
     let rx = Arc::new(Mutex::new(rx));
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    for i in 0..cores {
+    let threads = match THREADS.load(Ordering::Relaxed) {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    for i in 0..threads {
         let rx = rx.clone();
         std::thread::Builder::new()
             .name(format!("goatview-long-{i}"))

@@ -35,7 +35,7 @@ mod campaigns;
 mod creators;
 mod endpoint;
 mod error;
-mod lane;
+pub mod lane;
 mod metrics;
 mod openapi;
 mod params;
