@@ -3,28 +3,38 @@
 //! A few endpoints answer with a row per creator and day, or per campaign, and take tens of
 //! milliseconds at long periods; the others take about one. On a machine with few cores,
 //! a short answer that waits for the cores behind long ones takes as long as they do
-//! (Query at L in BENCHMARKS.md). So long answers ([`Endpoint::LONG`]) are computed on
+//! (Query at L in BENCHMARKS.md). So long answers (`Endpoint::LONG`) are computed on
 //! threads of their own at a lower OS priority (a higher nice value): the kernel runs a
 //! short answer's thread first whenever both want a core, and the long ones still get
 //! every cycle the short ones leave. `serve` gives them half of `--max-query-threads`,
 //! so that the process has as many threads (and malloc arenas) as before.
 //!
-//! [`Endpoint::LONG`]: super::endpoint::Endpoint::LONG
+//! Among themselves the long answers go earliest due first ([`due`]): an answer is due at
+//! its arrival plus an allowance of 0.25 ms a day of its period, at most 100 ms (all
+//! time). A 7-day leaderboard, a few milliseconds of work, then overtakes the all-time
+//! answers queued before it instead of waiting for each of them, and an all-time answer
+//! is overtaken only by those that arrive within its allowance, so none waits forever.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, Sender, channel};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
 
 /// The nice value added to the long answers' threads. At 10, a thread gets about a tenth
 /// of the share of a thread at the default priority when both are runnable (the kernel's
 /// weights are 110 against 1024).
 const LONG_NICE: i32 = 10;
 
+/// How long a long answer of one day's period may wait for later ones, and at most.
+const ALLOWANCE_PER_DAY: Duration = Duration::from_micros(250);
+const ALLOWANCE_MAX: Duration = Duration::from_millis(100);
+
 type Job = Box<dyn FnOnce() + Send>;
 
 /// The long answers' queue; its threads start with the first long answer.
-static LONG: OnceLock<Sender<Job>> = OnceLock::new();
+static LONG: OnceLock<Queue> = OnceLock::new();
 
 /// How many threads the lane starts (0: one per core).
 static THREADS: AtomicUsize = AtomicUsize::new(0);
@@ -34,47 +44,111 @@ pub fn set_threads(n: usize) {
     THREADS.store(n, Ordering::Relaxed);
 }
 
-/// Runs `f` on a thread of the long answers' lane and returns its result; `None` if `f`
-/// panicked.
-pub async fn run_long<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+/// When an answer of a period of `days` days (`None`: all time, or unknown) is due: a long
+/// answer's cost grows with its period, so a short period overtakes the long ones queued
+/// before it, but never one that has waited its own allowance (the earliest due goes
+/// first, so none waits forever).
+pub fn due(arrived: Instant, days: Option<u32>) -> Instant {
+    arrived + days.map_or(ALLOWANCE_MAX, |d| (ALLOWANCE_PER_DAY * d).min(ALLOWANCE_MAX))
+}
+
+/// Runs `f` on a thread of the long answers' lane, the earliest `due` first, and returns its
+/// result; `None` if `f` panicked.
+pub async fn run_long<T: Send + 'static>(due: Instant, f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     let job: Job = Box::new(move || {
         let _ = tx.send(f());
     });
-    // The threads never end, so the queue is always open.
-    LONG.get_or_init(start).send(job).ok()?;
+    LONG.get_or_init(Queue::start).push(due, job);
     rx.await.ok()
 }
 
-/// Starts the lane's threads, each taking jobs from one queue.
-fn start() -> Sender<Job> {
-    let (tx, rx) = channel::<Job>();
-    let rx = Arc::new(Mutex::new(rx));
-    let threads = match THREADS.load(Ordering::Relaxed) {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        n => n,
-    };
-    for i in 0..threads {
-        let rx = rx.clone();
-        std::thread::Builder::new()
-            .name(format!("goatview-long-{i}"))
-            .spawn(move || work(&rx))
-            .expect("spawning a query thread");
-    }
-    tx
+/// Long answers waiting, the earliest due on top.
+struct Queue {
+    jobs: Mutex<BinaryHeap<Reverse<Queued>>>,
+    ready: Condvar,
+    /// Arrival order, to break ties.
+    seq: AtomicU64,
 }
 
-fn work(rx: &Mutex<Receiver<Job>>) {
+struct Queued {
+    due: Instant,
+    seq: u64,
+    job: Job,
+}
+
+impl PartialEq for Queued {
+    fn eq(&self, other: &Self) -> bool {
+        (self.due, self.seq) == (other.due, other.seq)
+    }
+}
+
+impl Eq for Queued {}
+
+impl PartialOrd for Queued {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Queued {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.due, self.seq).cmp(&(other.due, other.seq))
+    }
+}
+
+impl Queue {
+    fn new() -> Queue {
+        Queue { jobs: Mutex::new(BinaryHeap::new()), ready: Condvar::new(), seq: AtomicU64::new(0) }
+    }
+
+    /// The queue, and the lane's threads taking from it; they live as long as the process.
+    fn start() -> Queue {
+        let threads = match THREADS.load(Ordering::Relaxed) {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        for i in 0..threads {
+            std::thread::Builder::new()
+                .name(format!("goatview-long-{i}"))
+                .spawn(work)
+                .expect("spawning a query thread");
+        }
+        Queue::new()
+    }
+
+    fn push(&self, due: Instant, job: Job) {
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+        self.lock().push(Reverse(Queued { due, seq, job }));
+        self.ready.notify_one();
+    }
+
+    /// The earliest due job, waiting for one.
+    fn pop(&self) -> Job {
+        let mut jobs = self.lock();
+        loop {
+            if let Some(Reverse(queued)) = jobs.pop() {
+                return queued.job;
+            }
+            jobs = self.ready.wait(jobs).unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+    }
+
+    // Jobs run outside the lock, so a panic cannot poison it; its heap stays whole anyway.
+    fn lock(&self) -> MutexGuard<'_, BinaryHeap<Reverse<Queued>>> {
+        self.jobs.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+fn work() {
     // On Linux the nice value belongs to the calling thread alone.
     if let Err(e) = rustix::process::nice(LONG_NICE) {
         tracing::warn!(error = %e, "Could not lower the priority of a thread for long answers.");
     }
+    // The queue is set once the threads are spawned; `get` waits for it.
+    let queue = LONG.wait();
     loop {
-        let job = match rx.lock() {
-            Ok(rx) => rx.recv(),
-            Err(poisoned) => poisoned.into_inner().recv(),
-        };
-        let Ok(job) = job else { return };
+        let job = queue.pop();
         // A panic fails its own request (its sender is dropped), not the thread.
         let _ = std::panic::catch_unwind(AssertUnwindSafe(job));
     }
@@ -88,14 +162,48 @@ mod tests {
 
     #[tokio::test]
     async fn long_answers_run_at_a_lower_priority_and_survive_a_panic() {
+        let now = Instant::now();
         // The lane's threads start from this one, so they begin at its nice value.
         let here = getpriority_process(None).unwrap();
-        let there = run_long(|| getpriority_process(None).unwrap()).await;
+        let there = run_long(now, || getpriority_process(None).unwrap()).await;
         assert_eq!(there, Some((here + LONG_NICE).min(19)));
-        assert_eq!(run_long(|| -> u8 { panic!("a bug in a query") }).await, None);
+        assert_eq!(run_long(now, || -> u8 { panic!("a bug in a query") }).await, None);
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         for _ in 0..threads {
-            assert_eq!(run_long(|| 7).await, Some(7), "the lane answers after a panic");
+            assert_eq!(run_long(now, || 7).await, Some(7), "the lane answers after a panic");
         }
+    }
+
+    #[test]
+    fn short_periods_overtake_long_ones_within_their_allowance() {
+        let queue = Queue::new();
+        let order = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let t0 = Instant::now();
+        let push = |at: Duration, days: Option<u32>, name: &'static str| {
+            let order = order.clone();
+            queue.push(due(t0 + at, days), Box::new(move || order.lock().unwrap().push(name)));
+        };
+        push(Duration::ZERO, None, "all time, first");
+        push(Duration::from_millis(1), Some(90), "90 days");
+        push(Duration::from_millis(2), Some(7), "7 days");
+        push(Duration::from_millis(2), Some(7), "7 days, later");
+        // Arrives after the first all-time answer has waited its whole allowance, but
+        // before the second has.
+        push(Duration::from_millis(101), Some(1), "1 day, after the first's allowance");
+        push(Duration::from_millis(3), Some(30_000), "3650 days and more: all time");
+        for _ in 0..6 {
+            queue.pop()();
+        }
+        assert_eq!(
+            *order.lock().unwrap(),
+            [
+                "7 days",
+                "7 days, later",
+                "90 days",
+                "all time, first",
+                "1 day, after the first's allowance",
+                "3650 days and more: all time"
+            ]
+        );
     }
 }

@@ -109,6 +109,13 @@ pub struct DateRange {
     pub to: Option<NaiveDate>,
 }
 
+impl DateRange {
+    /// The days from `from` to `to`, both included; `None` when a side is open.
+    pub fn days(&self) -> Option<u32> {
+        Some(((self.to? - self.from?).num_days() + 1).max(0) as u32)
+    }
+}
+
 /// Sort column of `video-leaderboard`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum VideoOrder {
