@@ -486,6 +486,9 @@ async fn metrics_count_requests_and_read_store_counters() {
     let n = events().len();
     assert!(text.contains(&format!("\ngoatview_events_applied_total {n}\n")), "{text}");
     assert!(text.contains("\ngoatview_dead_letters_total 1\n"), "{text}");
+    // Other tests share the process's lane, so only the gauge's form is known.
+    let waiting = text.lines().find_map(|l| l.strip_prefix("goatview_long_answers_waiting "));
+    assert!(waiting.is_some_and(|n| n.parse::<usize>().is_ok()), "{text}");
     let vl = "endpoint=\"/api/v1/analytics/aggregate/video-leaderboard\"";
     assert!(text.contains(&format!("goatview_http_requests_total{{{vl},status=\"401\"}} 1")), "{text}");
     assert!(text.contains(&format!("goatview_http_requests_total{{{vl},status=\"404\"}} 1")), "{text}");

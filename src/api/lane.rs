@@ -52,6 +52,11 @@ pub fn due(arrived: Instant, days: Option<u32>) -> Instant {
     arrived + days.map_or(ALLOWANCE_MAX, |d| (ALLOWANCE_PER_DAY * d).min(ALLOWANCE_MAX))
 }
 
+/// Long answers waiting for a thread (none before the first).
+pub fn waiting() -> usize {
+    LONG.get().map_or(0, |queue| queue.lock().len())
+}
+
 /// Runs `f` on a thread of the long answers' lane, the earliest `due` first, and returns its
 /// result; `None` if `f` panicked.
 pub async fn run_long<T: Send + 'static>(due: Instant, f: impl FnOnce() -> T + Send + 'static) -> Option<T> {

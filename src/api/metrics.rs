@@ -28,6 +28,8 @@ pub const HTTP_DURATION: &str = "goatview_http_request_duration_seconds";
 pub const EVENTS_APPLIED: &str = "goatview_events_applied_total";
 /// Messages kept as dead letters (the store's `dead_letters` counter).
 pub const DEAD_LETTERS: &str = "goatview_dead_letters_total";
+/// Long answers waiting for a thread of their own (`lane.rs`).
+pub const LONG_WAITING: &str = "goatview_long_answers_waiting";
 
 /// Log and label field: the route path, or [`UNMATCHED`].
 pub const FIELD_ENDPOINT: &str = "endpoint";
@@ -144,6 +146,9 @@ pub async fn render(state: AppState, metrics: Arc<Metrics>) -> Result<Response, 
     let _ = writeln!(out, "# HELP {DEAD_LETTERS} Messages kept as dead letters.");
     let _ = writeln!(out, "# TYPE {DEAD_LETTERS} counter");
     let _ = writeln!(out, "{DEAD_LETTERS} {dead}");
+    let _ = writeln!(out, "# HELP {LONG_WAITING} Long answers waiting for a thread of their own.");
+    let _ = writeln!(out, "# TYPE {LONG_WAITING} gauge");
+    let _ = writeln!(out, "{LONG_WAITING} {}", super::lane::waiting());
     if let Some(kafka) = &state.kafka {
         kafka.write_prometheus(&mut out);
     }
