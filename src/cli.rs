@@ -122,8 +122,9 @@ pub struct HttpArgs {
     pub session_secret: Option<String>,
 
     /// Threads that compute aggregate answers: more requests wait their turn. Twice the
-    /// machine's cores when unset. Half of them, at a lower priority, compute the four
-    /// endpoints whose answers take tens of milliseconds; the others the short answers.
+    /// machine's cores when unset. Half of them (at least one), at a lower priority,
+    /// compute the four endpoints whose answers take tens of milliseconds; the others (at
+    /// least one) the short answers.
     /// More threads only share the cores, and each may keep memory of its own (a malloc
     /// arena holding what it freed).
     #[arg(long, env = "GOATVIEW_MAX_QUERY_THREADS", value_parser = clap::value_parser!(u64).range(1..))]

@@ -150,7 +150,7 @@ fn work() {
     if let Err(e) = rustix::process::nice(LONG_NICE) {
         tracing::warn!(error = %e, "Could not lower the priority of a thread for long answers.");
     }
-    // The queue is set once the threads are spawned; `get` waits for it.
+    // The queue is set just after its threads are spawned; `wait` blocks until it is.
     let queue = LONG.wait();
     loop {
         let job = queue.pop();
