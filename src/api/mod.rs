@@ -161,11 +161,10 @@ async fn handle<E: endpoint::Endpoint>(
     let now = state.clock.now();
     let credential = auth::credential(&headers, state.session_secret.as_deref(), now)?;
     let store = state.store.clone();
-    let arrived = std::time::Instant::now();
     // Parsed here to order the long answers by their period; a bad parameter is reported
     // after the credentials are checked (contract §4.1: 401 before 400).
     let params = params::parse(raw.as_deref(), E::PARAMS);
-    let due = lane::due(arrived, params.as_ref().map_or(Some(0), |p| p.range().days()));
+    let days = params.as_ref().map_or(Some(0), |p| p.range().days());
     let answer = move || {
         let _running = query::InProgress::start();
         let rtxn = store.read()?;
@@ -187,6 +186,7 @@ async fn handle<E: endpoint::Endpoint>(
         Ok::<_, ApiError>(body)
     };
     let answer = if E::LONG {
+        let due = lane::due(std::time::Instant::now(), days);
         lane::run_long(due, answer).await.ok_or_else(|| ApiError::internal("a long answer's thread panicked"))??
     } else {
         tokio::task::spawn_blocking(answer).await.map_err(ApiError::internal)??
