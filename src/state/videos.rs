@@ -274,13 +274,17 @@ fn contribute_to_campaigns<'a>(
     for level in Level::CAMPAIGN {
         let (l, u) = (level as u8, unit_of(level, q));
         for &root in roots.clone() {
-            let pending = &mut t.pending;
-            let bucket = campaign_entry(&mut pending.campaign, &t.campaign_buckets, (p, root, l, u))?;
-            let n = bucket.posts;
-            add_sums(bucket, &sums, add)?;
-            *pending.campaign_creators.entry((p, root, l, u, f.creator)).or_default() += delta;
-            let best = top_entry(&mut pending.campaign_best, &t.campaign_best, (p, root, l, u))?;
-            if add { best.add(rank, n) } else { best.remove(rank) }
+            let key = (p, root, l, u);
+            let unit = campaign_unit(&mut t.pending.campaign, &t.campaign_buckets, key)?;
+            let n = unit.sums.posts;
+            add_sums(&mut unit.sums, &sums, add)?;
+            let best = unit.best(&t.campaign_best, key)?;
+            if add {
+                best.add(rank, n)
+            } else {
+                best.remove(rank)
+            }
+            *t.pending.campaign_creators.entry((p, root, l, u, f.creator)).or_default() += delta;
         }
     }
     Ok(())
@@ -349,12 +353,12 @@ fn recount(t: &mut Tables, p: Id, old: &Facts, new: &Facts) -> Result<()> {
     for level in Level::CAMPAIGN {
         let (l, u) = (level as u8, unit_of(level, q));
         for &root in &new.campaigns {
-            let pending = &mut t.pending;
-            let bucket = campaign_entry(&mut pending.campaign, &t.campaign_buckets, (p, root, l, u))?;
-            let n = bucket.posts;
-            replace_sums(bucket, &os, &ns)?;
+            let key = (p, root, l, u);
+            let unit = campaign_unit(&mut t.pending.campaign, &t.campaign_buckets, key)?;
+            let n = unit.sums.posts;
+            replace_sums(&mut unit.sums, &os, &ns)?;
             if views_changed {
-                let best = top_entry(&mut pending.campaign_best, &t.campaign_best, (p, root, l, u))?;
+                let best = unit.best(&t.campaign_best, key)?;
                 best.change((!oc.views, new.video), (!nc.views, new.video), n);
             }
         }
@@ -441,13 +445,14 @@ pub struct Pending {
     /// Changes to `creator_rows` (fine levels).
     creator_rows: FxHashMap<(Id, u8, i64, Id), SumsDelta>,
     creator_posts: FxHashMap<(Id, u8, i64, Id), i64>,
-    campaign: FxHashMap<CampaignKey, Sums>,
+    /// Campaign units' sums and top lists: one map, so that a video's change finds both
+    /// with one probe per unit (a video at scale L reaches about 14 root campaigns).
+    campaign: FxHashMap<CampaignKey, CampaignUnit>,
     /// Changes to `hist_cells`, by cell position.
     hist: FxHashMap<(Id, u8, i64, u16), i64>,
     campaign_creators: FxHashMap<(Id, Id, u8, i64, Id), i64>,
     by_posted: Staged<(Id, i64, u32, Id), CountsRow>,
     by_metric: Staged<(Id, u8, u64, Id), At>,
-    campaign_best: FxHashMap<CampaignKey, TopList>,
     videos: FxHashMap<(Id, Id), Vec<u8>>,
     /// (project, creator) → root campaigns reached from the creator's memberships, valid
     /// until a membership or a campaign's visibility changes ([`Pending::forget_roots`]).
@@ -569,35 +574,41 @@ impl Delta for SumsDelta {
     }
 }
 
-/// The pending sums of a campaign unit, loaded the first time it is touched.
-fn campaign_entry<'m>(
-    pending: &'m mut FxHashMap<CampaignKey, Sums>,
-    table: &redb::Table<'_, (super::tables::IdKey, super::tables::IdKey, u8, i64), SumsRow>,
-    key: CampaignKey,
-) -> Result<&'m mut Sums> {
-    match pending.entry(key) {
-        Entry::Occupied(e) => Ok(e.into_mut()),
-        Entry::Vacant(e) => {
-            let sums = table.get(key)?.map_or_else(Sums::default, |g| Sums::from_row(g.value()));
-            Ok(e.insert(sums))
-        }
-    }
+/// A campaign unit's pending rows: its sums, and its top list once a change needs it.
+struct CampaignUnit {
+    sums: Sums,
+    best: Option<TopList>,
 }
 
-/// The pending top list of a campaign unit, loaded the first time it is touched.
-fn top_entry<'m>(
-    pending: &'m mut FxHashMap<CampaignKey, TopList>,
-    table: &redb::Table<'_, (super::tables::IdKey, super::tables::IdKey, u8, i64), &'static [u8]>,
-    key: CampaignKey,
-) -> Result<&'m mut TopList> {
-    match pending.entry(key) {
-        Entry::Occupied(e) => Ok(e.into_mut()),
-        Entry::Vacant(e) => {
+impl CampaignUnit {
+    /// The unit's top list, read from `table` the first time.
+    fn best(
+        &mut self,
+        table: &redb::Table<'_, (super::tables::IdKey, super::tables::IdKey, u8, i64), &'static [u8]>,
+        key: CampaignKey,
+    ) -> Result<&mut TopList> {
+        if self.best.is_none() {
             let list = match table.get(key)? {
                 Some(g) => TopList::decode(g.value()).ok_or_else(|| StateError::Corrupt("campaign_best row".into()))?,
                 None => TopList::default(),
             };
-            Ok(e.insert(list))
+            self.best = Some(list);
+        }
+        Ok(self.best.get_or_insert_default())
+    }
+}
+
+/// The pending rows of a campaign unit, its sums read the first time it is touched.
+fn campaign_unit<'m>(
+    pending: &'m mut FxHashMap<CampaignKey, CampaignUnit>,
+    table: &redb::Table<'_, (super::tables::IdKey, super::tables::IdKey, u8, i64), SumsRow>,
+    key: CampaignKey,
+) -> Result<&'m mut CampaignUnit> {
+    match pending.entry(key) {
+        Entry::Occupied(e) => Ok(e.into_mut()),
+        Entry::Vacant(e) => {
+            let sums = table.get(key)?.map_or_else(Sums::default, |g| Sums::from_row(g.value()));
+            Ok(e.insert(CampaignUnit { sums, best: None }))
         }
     }
 }
@@ -817,35 +828,36 @@ impl Tables<'_> {
         write_staged(&mut pending.by_posted, by_posted)?;
         write_packed(&mut pending.campaign_creators, campaign_creators, |(p, r, l, u, c)| ((p, r, l, u), c))?;
         // After by_posted, which rebuilding a top list reads.
-        self.write_best()?;
-        for (key, sums) in sorted(&mut self.pending.campaign) {
-            if sums.posts > 0 {
-                self.campaign_buckets.insert(key, sums.row())?;
-            } else {
-                self.campaign_buckets.remove(key)?;
-            }
-        }
+        self.write_campaign_units()?;
         self.flush_goals()
     }
 
-    /// Writes the pending top lists, first rebuilding those that lost every entry while
-    /// their unit still holds videos. Runs after `by_posted` is written, which it reads.
-    fn write_best(&mut self) -> Result<()> {
-        let mut lists = sorted(&mut self.pending.campaign_best);
-        for (key, list) in &mut lists {
-            let posts = self.pending.campaign.get(key).map_or(0, |s| s.posts);
-            if list.is_empty() && posts > 0 {
+    /// Writes the pending campaign units: their top lists, first rebuilding those that
+    /// lost every entry while their unit still holds videos, then their sums. Runs after
+    /// `by_posted` is written, which a rebuild reads.
+    fn write_campaign_units(&mut self) -> Result<()> {
+        let mut units = sorted(&mut self.pending.campaign);
+        for (key, unit) in &mut units {
+            let Some(list) = &mut unit.best else { continue };
+            if list.is_empty() && unit.sums.posts > 0 {
                 *list = self.rebuild_best(*key)?;
                 if list.is_empty() {
                     return Err(StateError::Corrupt("campaign unit without its videos".into()));
                 }
             }
         }
-        for (key, list) in lists {
-            if list.is_empty() {
-                self.campaign_best.remove(key)?;
+        for (key, unit) in &units {
+            match &unit.best {
+                Some(list) if list.is_empty() => _ = self.campaign_best.remove(*key)?,
+                Some(list) => _ = self.campaign_best.insert(*key, list.encode().as_slice())?,
+                None => {}
+            }
+        }
+        for (key, unit) in units {
+            if unit.sums.posts > 0 {
+                self.campaign_buckets.insert(key, unit.sums.row())?;
             } else {
-                self.campaign_best.insert(key, list.encode().as_slice())?;
+                self.campaign_buckets.remove(key)?;
             }
         }
         Ok(())
