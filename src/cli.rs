@@ -51,8 +51,9 @@ pub struct DbArgs {
     #[arg(long, env = "GOATVIEW_DB")]
     pub db: PathBuf,
 
-    /// Size of redb's page cache in MiB. When unset: 512 for `replay`, which also holds a
-    /// window of events, and redb's default, 1024, otherwise. Ingestion slows sharply once
+    /// Size of redb's page cache in MiB. When unset: 512 for `replay` and `serve`, which
+    /// also hold a window of events (a Kafka consumer catching up), and redb's default,
+    /// 1024, otherwise. Ingestion slows sharply once
     /// the pages one batch changes no longer fit in it.
     #[arg(long, env = "GOATVIEW_CACHE_MIB", value_parser = clap::value_parser!(u64).range(16..))]
     pub cache_mib: Option<u64>,

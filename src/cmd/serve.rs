@@ -10,11 +10,16 @@ use crate::events::Instant;
 use crate::ingest::kafka::{KafkaStats, run_consumer};
 use crate::store::Store;
 
+/// redb's page cache for `serve`, in MiB: half redb's default, because a Kafka consumer
+/// catching up holds a window of events as a replay does. Queries were as fast with it as
+/// with 1 GiB at scale L (BENCHMARKS.md, nineteenth session).
+pub const SERVE_CACHE_MIB: u64 = 512;
+
 /// Serves HTTP and, when brokers are configured, consumes Kafka into the same store. One
 /// stop signal ends both: Ctrl-C/SIGTERM, or the consumer failing for good (a store
 /// commit error), so a server never goes on answering from state that stopped moving.
 pub async fn run(args: ServeArgs, now: Option<Instant>) -> anyhow::Result<()> {
-    let store = Arc::new(args.db.open()?);
+    let store = Arc::new(args.db.open_with_default_cache(Some(SERVE_CACHE_MIB))?);
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = move || {
         let mut rx = stop_rx.clone();

@@ -321,8 +321,10 @@ async fn freshness_on(
     db: &Path,
 ) -> anyhow::Result<()> {
     let brokers = args.broker.brokers.clone();
-    let store =
-        Arc::new(Store::open_with_cache(db, args.cache_mib).with_context(|| format!("opening {}", db.display()))?);
+    let store = Arc::new(
+        Store::open_with_cache(db, Some(args.cache_mib.unwrap_or(crate::cmd::serve::SERVE_CACHE_MIB)))
+            .with_context(|| format!("opening {}", db.display()))?,
+    );
     let stats = Arc::new(KafkaStats::default());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = move || {

@@ -239,8 +239,10 @@ async fn kafka_on(
     }
 
     let peak_reset = reset_peak_rss();
-    let store =
-        Arc::new(Store::open_with_cache(db, args.cache_mib).with_context(|| format!("opening {}", db.display()))?);
+    let store = Arc::new(
+        Store::open_with_cache(db, Some(args.cache_mib.unwrap_or(crate::cmd::serve::SERVE_CACHE_MIB)))
+            .with_context(|| format!("opening {}", db.display()))?,
+    );
     let stats = Arc::new(KafkaStats::default());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     // The generator's instant (`--now` when given) stamps the dead letters, as in `bench ingest`.

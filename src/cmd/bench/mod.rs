@@ -112,7 +112,7 @@ pub struct BenchBroker {
 
     /// Most events one batch holds while the consumer is behind (as `serve
     /// --kafka-catch-up-max-messages`); up to `--batch-max-messages` turns catching up off.
-    #[arg(long, env = "GOATVIEW_BENCH_CATCH_UP_MAX_MESSAGES", default_value_t = 50_000)]
+    #[arg(long, env = "GOATVIEW_BENCH_CATCH_UP_MAX_MESSAGES", default_value_t = crate::ingest::kafka::CATCH_UP_MAX_MESSAGES)]
     pub catch_up_max_messages: u64,
 
     /// Longest time (ms) a committed batch stays visible but not durable (as `serve
@@ -137,8 +137,8 @@ pub struct KafkaBenchArgs {
     #[arg(long, env = "GOATVIEW_BENCH_TIMEOUT", default_value_t = 1800.0)]
     pub timeout: f64,
 
-    /// Size of redb's page cache in MiB (as `serve --cache-mib`); redb's default, 1024,
-    /// when unset.
+    /// Size of redb's page cache in MiB (as `serve --cache-mib`; 512 when unset, as `serve`
+    /// uses).
     #[arg(long, env = "GOATVIEW_BENCH_CACHE_MIB", value_parser = clap::value_parser!(u64).range(16..))]
     pub cache_mib: Option<u64>,
 }
@@ -165,8 +165,8 @@ pub struct FreshnessArgs {
     #[arg(long, env = "GOATVIEW_BENCH_DURATION", default_value_t = 60.0)]
     pub duration: f64,
 
-    /// Size of redb's page cache in MiB (as `serve --cache-mib`); redb's default, 1024,
-    /// when unset.
+    /// Size of redb's page cache in MiB (as `serve --cache-mib`; 512 when unset, as `serve`
+    /// uses).
     #[arg(long, env = "GOATVIEW_BENCH_CACHE_MIB", value_parser = clap::value_parser!(u64).range(16..))]
     pub cache_mib: Option<u64>,
 }
