@@ -53,8 +53,8 @@ pub struct DbArgs {
 
     /// Size of redb's page cache in MiB. When unset: 512 for `replay` and `serve`, which
     /// also hold a window of events (a Kafka consumer catching up), and redb's default,
-    /// 1024, otherwise. Ingestion slows sharply once
-    /// the pages one batch changes no longer fit in it.
+    /// 1024, otherwise. Ingestion slows sharply once the pages one batch changes no longer
+    /// fit in it.
     #[arg(long, env = "GOATVIEW_CACHE_MIB", value_parser = clap::value_parser!(u64).range(16..))]
     pub cache_mib: Option<u64>,
 }

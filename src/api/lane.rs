@@ -163,7 +163,7 @@ fn work() {
 
 /// Puts the calling thread in `SCHED_IDLE`: a thread at the default priority that wakes up
 /// takes the core at once instead of waiting for a time slice, which at nice 10 left short
-/// answers 10–15 ms behind long ones at p99. Idle threads still get every cycle no other
+/// answers up to 16 ms behind long ones at p99. Idle threads still get every cycle no other
 /// thread wants, but little more: a process busy on every core at the default priority
 /// (replaying L₃ beside the server) delayed long answers to 0.8 s at p99 instead of 0.3 s
 /// (BENCHMARKS.md, Query at L, twenty-first session). Where the kernel refuses, the

@@ -123,7 +123,6 @@ const END_TIMEOUT: Duration = Duration::from_millis(500);
 const CATCH_UP_STALL: Duration = Duration::from_secs(1);
 /// Messages polled before they are sent to be decoded together.
 const CHUNK_MESSAGES: usize = 2048;
-
 /// Most events a batch holds while catching up, by default (`--kafka-catch-up-max-messages`):
 /// all of scale L, held as a replay holds a window.
 pub const CATCH_UP_MAX_MESSAGES: u64 = 2_000_000;
