@@ -18,14 +18,19 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 /// The nice value added to the long answers' threads, which counts where they cannot be
 /// idle ([`idle`]). At 10, a thread gets about a tenth of the share of a thread at the
 /// default priority when both are runnable (the kernel's weights are 110 against 1024).
 const LONG_NICE: i32 = 10;
+
+/// How long one long answer runs in the idle class before its thread competes for the
+/// cores at nice 10 ([`watch`]): work at the default priority that kept every core busy
+/// would otherwise hold it back for as long as it lasted.
+const IDLE_FOR: Duration = Duration::from_millis(250);
 
 /// How long a long answer of one day's period may wait for later ones, and at most.
 const ALLOWANCE_PER_DAY: Duration = Duration::from_micros(250);
@@ -38,6 +43,27 @@ static LONG: OnceLock<Queue> = OnceLock::new();
 
 /// How many threads the lane starts (0: one per core).
 static THREADS: AtomicUsize = AtomicUsize::new(0);
+
+/// The lane's threads, as [`watch`] sees them.
+static WORKERS: Mutex<Vec<Arc<Worker>>> = Mutex::new(Vec::new());
+
+/// What [`Worker::busy_since`] counts from.
+static EPOCH: OnceLock<Instant> = OnceLock::new();
+
+/// A thread of the lane.
+struct Worker {
+    #[cfg(target_os = "linux")]
+    native: thread_priority::ThreadId,
+    /// When its current answer started, in µs after [`EPOCH`] plus one; 0 between answers.
+    busy_since: AtomicU64,
+    /// Whether [`watch`] took it out of the idle class during its current answer.
+    lifted: AtomicBool,
+}
+
+/// Now, as [`Worker::busy_since`] counts (never 0).
+fn micros() -> u64 {
+    EPOCH.get_or_init(Instant::now).elapsed().as_micros() as u64 + 1
+}
 
 /// Sets how many threads compute long answers, before the first one.
 pub fn set_threads(n: usize) {
@@ -119,6 +145,8 @@ impl Queue {
                 .spawn(work)
                 .expect("spawning a query thread");
         }
+        #[cfg(target_os = "linux")]
+        std::thread::Builder::new().name("goatview-long-watch".into()).spawn(watch).expect("spawning a query thread");
         Queue::new()
     }
 
@@ -146,29 +174,38 @@ impl Queue {
 }
 
 fn work() {
-    idle();
-    // On Linux the nice value belongs to the calling thread alone. After `idle`, which sets
-    // one of its own: it counts where the kernel refuses `SCHED_IDLE`.
-    if let Err(e) = rustix::process::nice(LONG_NICE) {
-        tracing::warn!(error = %e, "Could not lower the priority of a thread for long answers.");
-    }
+    // On Linux the nice value belongs to the calling thread alone.
+    let nice = rustix::process::getpriority_process(None).map_or(LONG_NICE, |n| (n + LONG_NICE).min(19));
+    idle(nice);
+    let me = Arc::new(Worker {
+        #[cfg(target_os = "linux")]
+        native: thread_priority::thread_native_id(),
+        busy_since: AtomicU64::new(0),
+        lifted: AtomicBool::new(false),
+    });
+    WORKERS.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(me.clone());
     // The queue is set just after its threads are spawned; `wait` blocks until it is.
     let queue = LONG.wait();
     loop {
         let job = queue.pop();
+        if me.lifted.swap(false, Ordering::Relaxed) {
+            idle(nice);
+        }
+        me.busy_since.store(micros(), Ordering::Relaxed);
         // A panic fails its own request (its sender is dropped), not the thread.
         let _ = std::panic::catch_unwind(AssertUnwindSafe(job));
+        me.busy_since.store(0, Ordering::Relaxed);
     }
 }
 
-/// Puts the calling thread in `SCHED_IDLE`: a thread at the default priority that wakes up
-/// takes the core at once instead of waiting for a time slice, which at nice 10 left short
-/// answers up to 16 ms behind long ones at p99. Idle threads still get every cycle no other
-/// thread wants, but little more: a process busy on every core at the default priority
-/// (replaying L₃ beside the server) delayed long answers to 0.8 s at p99 instead of 0.3 s
-/// (BENCHMARKS.md, Query at L, twenty-first session). Where the kernel refuses, the
-/// thread has nice 10 only.
-fn idle() {
+/// Puts the calling thread in `SCHED_IDLE`, at `nice` for when [`watch`] takes it out: a
+/// thread at the default priority that wakes up takes the core at once instead of waiting
+/// for a time slice, which at nice 10 left short answers up to 16 ms behind long ones at
+/// p99. Idle threads still get every cycle no other thread wants, but little more: a
+/// process busy on every core at the default priority (replaying L₃ beside the server)
+/// delayed long answers to 0.8 s at p99 instead of 0.3 s (BENCHMARKS.md, Query at L,
+/// twenty-first session). Where the kernel refuses, the thread has `nice` only.
+fn idle(nice: i32) {
     #[cfg(target_os = "linux")]
     {
         use thread_priority::{NormalThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy};
@@ -183,6 +220,39 @@ fn idle() {
         match thread_priority::thread_schedule_policy() {
             Ok(p) if p == idle => {}
             other => tracing::warn!(policy = ?other, "Could not make a thread for long answers idle."),
+        }
+    }
+    if let Err(e) = rustix::process::setpriority_process(None, nice) {
+        tracing::warn!(error = %e, "Could not lower the priority of a thread for long answers.");
+    }
+}
+
+/// Takes a lane thread out of the idle class, back to the default policy at its nice
+/// value, once its answer has run for [`IDLE_FOR`]; the thread goes back to idle at its
+/// next answer. Runs on a thread of its own at the default priority, which the kernel
+/// wakes on time whatever keeps the cores busy.
+#[cfg(target_os = "linux")]
+fn watch() {
+    use thread_priority::{NormalThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy};
+    let other = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Other);
+    let mine = rustix::process::getpriority_process(None).unwrap_or(0);
+    loop {
+        std::thread::sleep(IDLE_FOR / 5);
+        let workers = WORKERS.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
+        for w in workers {
+            let since = w.busy_since.load(Ordering::Relaxed);
+            let long = since != 0 && micros().saturating_sub(since) >= IDLE_FOR.as_micros() as u64;
+            if !long || w.lifted.swap(true, Ordering::Relaxed) {
+                continue;
+            }
+            // This sets `w`'s policy, then tries to set the calling thread's nice value to
+            // the priority given, which only a privileged process can: it is put back.
+            let _ = thread_priority::set_thread_priority_and_policy(w.native, ThreadPriority::Max, other);
+            let _ = rustix::process::setpriority_process(None, mine);
+            match thread_priority::thread_schedule_policy_param(w.native) {
+                Ok((p, _)) if p == other => tracing::debug!("A long answer left the idle class."),
+                result => tracing::warn!(?result, "Could not take a thread for long answers out of the idle class."),
+            }
         }
     }
 }
@@ -209,9 +279,48 @@ mod tests {
         }
     }
 
-    /// `SCHED_IDLE` in the kernel's numbering (`sched(7)`).
+    /// `SCHED_IDLE` and `SCHED_OTHER` in the kernel's numbering (`sched(7)`).
     #[cfg(target_os = "linux")]
     const SCHED_IDLE: u32 = 5;
+    #[cfg(target_os = "linux")]
+    const SCHED_OTHER: u32 = 0;
+
+    /// An answer that runs past [`IDLE_FOR`] leaves the idle class, so that other work
+    /// cannot hold it back for ever; the next answer on that thread is idle again.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn a_long_running_answer_leaves_the_idle_class() {
+        let started = Instant::now();
+        let (first, then, after) = run_long(started, move || {
+            let first = thread_policy();
+            while thread_policy() == SCHED_IDLE && started.elapsed() < Duration::from_secs(10) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            (first, thread_policy(), started.elapsed())
+        })
+        .await
+        .unwrap();
+        assert_eq!(first, SCHED_IDLE);
+        assert_eq!(then, SCHED_OTHER, "taken out of the idle class after {after:?}");
+        assert!(after >= IDLE_FOR, "{after:?}");
+
+        // One answer per thread at once, each holding its thread until all have started.
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let all = std::sync::Arc::new(std::sync::Barrier::new(threads));
+        let answers: Vec<_> = (0..threads)
+            .map(|_| {
+                let all = all.clone();
+                tokio::spawn(run_long(Instant::now(), move || {
+                    let policy = thread_policy();
+                    all.wait();
+                    policy
+                }))
+            })
+            .collect();
+        for answer in answers {
+            assert_eq!(answer.await.unwrap(), Some(SCHED_IDLE), "every thread idle again");
+        }
+    }
 
     /// The calling thread's scheduling policy, field 41 of its `stat` (`proc_pid_stat(5)`).
     #[cfg(target_os = "linux")]
