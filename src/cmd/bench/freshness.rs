@@ -32,7 +32,7 @@ use rdkafka::producer::ThreadedProducer;
 use sha2::{Digest, Sha256};
 
 use super::http::{Conn, Target};
-use super::kafka::{BenchTopics, lag, obtain_log, stored_positions, until_ctrl_c};
+use super::kafka::{BenchTopics, consumer_store, lag, obtain_log, stored_positions, until_ctrl_c};
 use super::{FreshnessArgs, Machine, Scratch, command_line, load_average};
 use crate::api::{AGGREGATE_BASE, AppState, Clock};
 use crate::cmd::produce::{Deliveries, ProduceSummary, flush, producer, publish_line};
@@ -321,10 +321,7 @@ async fn freshness_on(
     db: &Path,
 ) -> anyhow::Result<()> {
     let brokers = args.broker.brokers.clone();
-    let store = Arc::new(
-        Store::open_with_cache(db, Some(args.cache_mib.unwrap_or(crate::cmd::serve::SERVE_CACHE_MIB)))
-            .with_context(|| format!("opening {}", db.display()))?,
-    );
+    let store = consumer_store(db, args.cache_mib)?;
     let stats = Arc::new(KafkaStats::default());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = move || {

@@ -209,6 +209,14 @@ pub(super) async fn kafka(args: KafkaBenchArgs, now: Option<Instant>) -> anyhow:
     result
 }
 
+/// Opens the consumer's state file as `serve` does: with `cache_mib`, or `serve`'s cache
+/// when unset.
+pub(super) fn consumer_store(db: &Path, cache_mib: Option<u64>) -> anyhow::Result<Arc<Store>> {
+    let cache_mib = cache_mib.unwrap_or(crate::cmd::serve::SERVE_CACHE_MIB);
+    let store = Store::open_with_cache(db, Some(cache_mib)).with_context(|| format!("opening {}", db.display()))?;
+    Ok(Arc::new(store))
+}
+
 async fn kafka_on(
     args: &KafkaBenchArgs,
     cfg: &GenConfig,
@@ -239,10 +247,7 @@ async fn kafka_on(
     }
 
     let peak_reset = reset_peak_rss();
-    let store = Arc::new(
-        Store::open_with_cache(db, Some(args.cache_mib.unwrap_or(crate::cmd::serve::SERVE_CACHE_MIB)))
-            .with_context(|| format!("opening {}", db.display()))?,
-    );
+    let store = consumer_store(db, args.cache_mib)?;
     let stats = Arc::new(KafkaStats::default());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     // The generator's instant (`--now` when given) stamps the dead letters, as in `bench ingest`.
