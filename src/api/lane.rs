@@ -146,7 +146,10 @@ impl Queue {
                 .expect("spawning a query thread");
         }
         #[cfg(target_os = "linux")]
-        std::thread::Builder::new().name("goatview-long-watch".into()).spawn(watch).expect("spawning a query thread");
+        std::thread::Builder::new()
+            .name("goatview-long-watch".into())
+            .spawn(watch)
+            .expect("spawning the long answers' watchdog thread");
         Queue::new()
     }
 
@@ -238,8 +241,9 @@ fn watch() {
     let mine = rustix::process::getpriority_process(None).unwrap_or(0);
     loop {
         std::thread::sleep(IDLE_FOR / 5);
-        let workers = WORKERS.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
-        for w in workers {
+        // Filled once as the lane starts; held here only for a few syscalls.
+        let workers = WORKERS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        for w in workers.iter() {
             let since = w.busy_since.load(Ordering::Relaxed);
             let long = since != 0 && micros().saturating_sub(since) >= IDLE_FOR.as_micros() as u64;
             if !long || w.lifted.swap(true, Ordering::Relaxed) {
