@@ -1038,7 +1038,11 @@ async fn broker_restarts_resume_from_stored_offsets() {
         sent.entry(source).or_default().extend(valid);
     }
     wait_caught_up(&store, &fx.end_offsets()).await;
-    consumer.stop().await;
+    let stats = consumer.stop().await;
+    // Once for the outage. Stale "all brokers down" reports queued during it made this 21
+    // to 29 rounds of assignment, 33-47 s without reading (BENCHMARKS.md, Kafka).
+    let rounds = stats.reassignments.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(rounds <= 2, "partitions assigned again {rounds} times after one restart");
     let applied = store.counter(EVENTS_APPLIED).unwrap();
     assert_eq!(applied, valid_below(&sent, &positions(&store)));
     drop(store);

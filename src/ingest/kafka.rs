@@ -361,6 +361,9 @@ pub struct KafkaStats {
     pub client_errors: AtomicU64,
     /// Partitions currently assigned.
     pub partitions: AtomicU64,
+    /// Times every partition was assigned again at its stored position: once per outage
+    /// of the brokers, or after the fetcher stalled ([`Worker::reassign_all`]).
+    pub reassignments: AtomicU64,
     /// Messages in Kafka not yet committed to the store, summed over partitions
     /// (refreshed every few seconds from the client's statistics).
     pub lag: AtomicU64,
@@ -377,6 +380,7 @@ pub mod metric {
     pub const DLQ_FAILED: &str = "goatview_kafka_dlq_failed_total";
     pub const CLIENT_ERRORS: &str = "goatview_kafka_client_errors_total";
     pub const PARTITIONS: &str = "goatview_kafka_assigned_partitions";
+    pub const REASSIGNMENTS: &str = "goatview_kafka_reassignments_total";
     pub const LAG: &str = "goatview_kafka_lag_messages";
 }
 
@@ -384,7 +388,7 @@ impl KafkaStats {
     /// Appends the counters in Prometheus text format 0.0.4.
     pub fn write_prometheus(&self, out: &mut String) {
         use std::fmt::Write as _;
-        let rows: [(&str, &str, &str, &AtomicU64); 10] = [
+        let rows: [(&str, &str, &str, &AtomicU64); 11] = [
             (metric::CONSUMED, "counter", "Messages received from Kafka.", &self.consumed),
             (metric::APPLIED, "counter", "Events from Kafka committed to the store.", &self.applied),
             (metric::DEAD_LETTERS, "counter", "Dead letters from Kafka committed to the store.", &self.dead_letters),
@@ -394,6 +398,7 @@ impl KafkaStats {
             (metric::DLQ_FAILED, "counter", "Dead-letter copies not confirmed on DLQ topics.", &self.dlq_failed),
             (metric::CLIENT_ERRORS, "counter", "Errors reported by the Kafka client.", &self.client_errors),
             (metric::PARTITIONS, "gauge", "Kafka partitions assigned.", &self.partitions),
+            (metric::REASSIGNMENTS, "counter", "Times the Kafka partitions were assigned again.", &self.reassignments),
             (metric::LAG, "gauge", "Kafka messages not yet committed to the store.", &self.lag),
         ];
         for (name, kind, help, value) in rows {
@@ -640,10 +645,13 @@ impl Worker {
             self.consumer.incremental_assign(&tpl)
         })();
         match assigned {
-            Ok(()) => tracing::info!(
-                partitions = self.partitions.len(),
-                "Kafka partitions assigned again at their stored positions."
-            ),
+            Ok(()) => {
+                self.stats.reassignments.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(
+                    partitions = self.partitions.len(),
+                    "Kafka partitions assigned again at their stored positions."
+                );
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "Cannot assign Kafka partitions again; retrying.");
                 self.disconnected.store(true, Ordering::Relaxed);
