@@ -57,7 +57,7 @@
 //!
 //! While the brokers are away, librdkafka queues an error report for each failed
 //! connection attempt, many a second, behind which the messages fetched later wait.
-//! Before the fresh assignment the consumer serves that queue ([`Worker::drain_stale`]):
+//! Before the fresh assignment the consumer serves that queue for [`STALE_DRAIN`]:
 //! each stale report would otherwise end the next batch before it read anything and
 //! cost one more round of metadata and assignment. That took 33–47 s to resume after a
 //! 10 s outage (2026-11-27); served first, the consumer read again 0.4–0.5 s after the
@@ -659,18 +659,6 @@ impl Worker {
         }
     }
 
-    /// Serves what queued up while the brokers were away, now that metadata can be read:
-    /// their stale error reports, and messages fetched under the assignment about to be
-    /// replaced (read again from the stored positions). See the module doc.
-    fn drain_stale(&self) {
-        let started = WallClock::now();
-        let mut served = 0u64;
-        while started.elapsed() < STALE_DRAIN {
-            served += u64::from(self.consumer.poll(Duration::ZERO).is_some());
-        }
-        tracing::debug!(served, "Events queued during the outage served.");
-    }
-
     fn run(mut self, clock: impl Fn() -> Instant) -> Result<(), ConsumerError> {
         let refresh = Duration::from_millis(self.args.metadata_refresh_ms);
         let mut backoff = BACKOFF_MIN;
@@ -693,7 +681,10 @@ impl Worker {
                             tracing::info!("Kafka reachable again.");
                         }
                         if self.disconnected() {
-                            self.drain_stale();
+                            // Serve what queued up while the brokers were away: their stale
+                            // error reports, and messages fetched under the assignment about
+                            // to be replaced (read again from the stored positions).
+                            self.sleep_until(WallClock::now() + STALE_DRAIN);
                             self.disconnected.store(false, Ordering::Relaxed);
                             self.reassign_all();
                         }
@@ -1130,7 +1121,8 @@ impl Worker {
             if now >= when {
                 return;
             }
-            // Serve client callbacks (errors, statistics) while idle.
+            // Serve client callbacks (errors, statistics) while idle; messages polled here
+            // are dropped, so callers reassign or have nothing assigned.
             let _ = self.consumer.poll(POLL_SLICE.min(when - now));
         }
     }
