@@ -309,9 +309,10 @@ fn bump(t: &mut Tables, name: &'static str, by: u64) -> Result<(), StoreError> {
 
 /// Applies a window's events stage by stage, writing each stage's rows once it is applied.
 /// The rows of the write-only tables (the sums of projects and creators, `by_metric` and
-/// HDR cells: most of what is written) are written on a second thread while the next
-/// stage is applied, one stage behind: on one thread a window left a core idle (the
-/// decoding threads wait while it applies). Nothing that applies an event reads them.
+/// HDR cells: most of what is written) are added up from the videos' changes and written
+/// on a second thread while the next stage is applied, one stage behind: on one thread a
+/// window left a core idle (the decoding threads wait while it applies). Nothing that
+/// applies an event reads them.
 fn apply_in_stages(t: &mut Tables, events: &[Event], stage: usize) -> Result<(), StoreError> {
     std::thread::scope(|s| {
         let mut behind = None;
