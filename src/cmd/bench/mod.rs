@@ -319,9 +319,12 @@ pub fn peak_rss_kib() -> Option<u64> {
 }
 
 /// Resets `VmHWM` to the current RSS (Linux `clear_refs` value 5), so that the peak of
-/// what follows is not the generator's.
-fn reset_peak_rss() -> bool {
-    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+/// what follows is not the generator's, and returns that RSS in KiB (`None` if the reset
+/// failed). Memory the generator freed but the allocator kept counts in it: the peak
+/// after the reset is never below it.
+fn reset_peak_rss() -> Option<u64> {
+    std::fs::write("/proc/self/clear_refs", "5").ok()?;
+    Some(proc_kib(&std::fs::read_to_string("/proc/self/status").ok()?, "VmRSS").unwrap_or(0))
 }
 
 /// The 1, 5 and 15 minute load averages: other work on the machine skews every figure.
@@ -361,13 +364,15 @@ fn fresh_db(db: &Option<PathBuf>, tmp: &Path, bench: &str) -> anyhow::Result<Pat
 }
 
 /// Prints the `peak RSS:` line: `measured` names what the peak covers when the counter
-/// could be reset after generation, `otherwise` when it could not.
-fn print_peak_rss(peak: Option<u64>, reset: bool, measured: &str, otherwise: &str) {
-    match peak {
-        Some(kib) => {
-            println!("peak RSS:  {:.1} MiB ({})", kib as f64 / 1024.0, if reset { measured } else { otherwise })
+/// could be reset after generation (`reset` holds the RSS then), `otherwise` when it could not.
+fn print_peak_rss(peak: Option<u64>, reset: Option<u64>, measured: &str, otherwise: &str) {
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    match (peak, reset) {
+        (Some(kib), Some(start)) => {
+            println!("peak RSS:  {:.1} MiB ({measured}; {:.1} MiB resident when it started)", mib(kib), mib(start))
         }
-        None => println!("peak RSS:  unknown (no /proc/self/status)"),
+        (Some(kib), None) => println!("peak RSS:  {:.1} MiB ({otherwise})", mib(kib)),
+        (None, _) => println!("peak RSS:  unknown (no /proc/self/status)"),
     }
 }
 
