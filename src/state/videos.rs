@@ -307,10 +307,10 @@ fn recount(t: &mut Tables, p: Id, old: &Facts, new: &Facts) -> Result<()> {
         median_move(t, p, new.creator, (!oc.views, new.video), (!nc.views, new.video), at)?;
         goals::recount(t, p, new.creator, new.posted, oc.views, nc.views)?;
     }
-    let (os, ns) = (Sums::of(oc), Sums::of(nc));
     if new.campaigns.is_empty() {
         return Ok(());
     }
+    let (os, ns) = (Sums::of(oc), Sums::of(nc));
     let q = campaign_quarter(t, p, new.posted)?;
     for level in Level::CAMPAIGN {
         let (l, u) = (level as u8, unit_of(level, q));
