@@ -313,9 +313,14 @@ fn proc_kib(text: &str, name: &str) -> Option<u64> {
     proc_field(text, name)?.trim_end_matches("kB").trim().parse().ok()
 }
 
+/// A `N kB` field of this process's `/proc/self/status`.
+fn status_kib(name: &str) -> Option<u64> {
+    proc_kib(&std::fs::read_to_string("/proc/self/status").ok()?, name)
+}
+
 /// Peak resident set size of this process (`VmHWM`), in KiB.
 pub fn peak_rss_kib() -> Option<u64> {
-    proc_kib(&std::fs::read_to_string("/proc/self/status").ok()?, "VmHWM")
+    status_kib("VmHWM")
 }
 
 /// Resets `VmHWM` to the current RSS (Linux `clear_refs` value 5), so that the peak of
@@ -324,7 +329,7 @@ pub fn peak_rss_kib() -> Option<u64> {
 /// after the reset is never below it.
 fn reset_peak_rss() -> Option<u64> {
     std::fs::write("/proc/self/clear_refs", "5").ok()?;
-    Some(proc_kib(&std::fs::read_to_string("/proc/self/status").ok()?, "VmRSS").unwrap_or(0))
+    Some(status_kib("VmRSS").unwrap_or(0))
 }
 
 /// The 1, 5 and 15 minute load averages: other work on the machine skews every figure.
