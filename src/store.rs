@@ -5,11 +5,13 @@
 //! position without losing or double counting an event.
 
 use std::path::Path;
+use std::sync::mpsc::{Receiver, SyncSender, channel, sync_channel};
 
 use redb::{Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
 
 use crate::events::{Event, Instant};
+use crate::state::tables::{CampaignTables, MoveTables, WriteOnlyTables};
 use crate::state::{self, StateError, Tables, defs};
 
 /// Errors of the store.
@@ -308,31 +310,92 @@ fn bump(t: &mut Tables, name: &'static str, by: u64) -> Result<(), StoreError> {
 }
 
 /// Applies a window's events stage by stage, writing each stage's rows once it is applied.
-/// The rows of the write-only tables (the sums of projects and creators, `by_metric` and
-/// HDR cells: most of what is written) are added up from the videos' changes and written
-/// on a second thread while the next stage is applied, one stage behind: on one thread a
-/// window left a core idle (the decoding threads wait while it applies). Nothing that
-/// applies an event reads them.
+/// The rows of the write-only tables (the sums of projects and creators, `by_metric`, HDR
+/// cells and campaign units: most of what is written) are added up from the videos'
+/// changes and written on two more threads while the next stage is applied, one stage
+/// behind: on one thread a window left a core idle (the decoding threads wait while it
+/// applies), and on two the writing one came to bound it. Nothing that applies an event
+/// reads them.
 fn apply_in_stages(t: &mut Tables, events: &[Event], stage: usize) -> Result<(), StoreError> {
-    std::thread::scope(|s| {
-        let mut behind = None;
-        for part in events.chunks(stage.max(1)) {
-            for ev in part {
-                state::apply(t, ev)?;
+    let WriteOnlyTables { moves, campaign } = t.write_only.take().expect("the write-only tables are in place");
+    let (moves, campaign) = std::thread::scope(|s| {
+        let (mut move_writer, move_thread) = StageWriter::spawn(s, moves, |t: &mut MoveTables, rows| t.write(rows));
+        let (mut campaign_writer, campaign_thread) =
+            StageWriter::spawn(s, campaign, |t: &mut CampaignTables, rows| t.write(rows));
+        let mut applied = || -> Result<(), StoreError> {
+            for part in events.chunks(stage.max(1)) {
+                for ev in part {
+                    state::apply(t, ev)?;
+                }
+                let (moves, campaign) = t.pending.take_write_only().split();
+                move_writer.send(moves)?;
+                campaign_writer.send(campaign)?;
+                t.flush_but_write_only()?;
             }
-            let rows = t.pending.take_write_only();
-            let mut tables = match behind.take() {
-                Some(writing) => crate::join(writing)?,
-                None => t.write_only.take().expect("the write-only tables are in place"),
-            };
-            behind = Some(s.spawn(move || tables.write(rows).map(|()| tables)));
-            t.flush_but_write_only()?;
+            move_writer.wait()?;
+            campaign_writer.wait()?;
+            Ok(())
+        };
+        let applied = applied();
+        // Closing their channels ends the writing threads, which hand their tables back.
+        drop((move_writer, campaign_writer));
+        let tables = (crate::join(move_thread), crate::join(campaign_thread));
+        applied.map(|()| tables)
+    })?;
+    t.write_only = Some(WriteOnlyTables { moves, campaign });
+    t.rebuild_top_lists()?;
+    Ok(())
+}
+
+/// A thread that writes one part of the write-only tables for a whole window, a stage's
+/// rows at a time. One thread a window rather than one a stage: each new thread can take
+/// another of glibc's malloc arenas, and redb's cache pages, read on one thread and freed
+/// on another, then stay resident in all of them.
+struct StageWriter<R> {
+    rows: SyncSender<R>,
+    written: Receiver<Result<(), StateError>>,
+    /// Whether a stage was sent and not yet waited for.
+    busy: bool,
+}
+
+impl<R: Send> StageWriter<R> {
+    fn spawn<'scope, T: Send + 'scope>(
+        s: &'scope std::thread::Scope<'scope, '_>,
+        mut tables: T,
+        write: impl Fn(&mut T, R) -> Result<(), StateError> + Send + 'scope,
+    ) -> (Self, std::thread::ScopedJoinHandle<'scope, T>)
+    where
+        R: 'scope,
+    {
+        let (rows, to_write) = sync_channel::<R>(1);
+        let (report, written) = channel();
+        let thread = s.spawn(move || {
+            for r in to_write {
+                if report.send(write(&mut tables, r)).is_err() {
+                    break;
+                }
+            }
+            tables
+        });
+        (StageWriter { rows, written, busy: false }, thread)
+    }
+
+    /// Waits until the rows sent last, if any, are written.
+    fn wait(&mut self) -> Result<(), StateError> {
+        if !std::mem::take(&mut self.busy) {
+            return Ok(());
         }
-        if let Some(writing) = behind {
-            t.write_only = Some(crate::join(writing)?);
-        }
+        // Closed: the thread panicked, which joining it passes on.
+        self.written.recv().unwrap_or(Ok(()))
+    }
+
+    /// Hands a stage's rows over once the stage before is written.
+    fn send(&mut self, rows: R) -> Result<(), StateError> {
+        self.wait()?;
+        // Closed: the thread panicked, which joining it passes on.
+        self.busy = self.rows.send(rows).is_ok();
         Ok(())
-    })
+    }
 }
 
 #[cfg(test)]
@@ -392,6 +455,68 @@ mod tests {
         let campaigns =
             redb::ReadableTableMetadata::len(&s.read().unwrap().open_table(defs::campaigns).unwrap()).unwrap() as usize;
         (s.counter(EVENTS_APPLIED).unwrap(), s.position("src").unwrap(), campaigns)
+    }
+
+    /// A window written in stages (its write-only rows on two more threads, a stage behind)
+    /// leaves the state that writing it as one stage leaves. Halfway through, every project
+    /// moves to another zone, which clears and refills its campaign units; the test log
+    /// removes videos and memberships, which can empty a unit's top list until the
+    /// window's end rebuilds it.
+    #[test]
+    fn a_window_in_stages_leaves_the_state_of_one_stage() {
+        use crate::events::{Body, Id, Instant, Stamp};
+        let sample = crate::r#gen::generate(&crate::r#gen::GenConfig::new(3, crate::r#gen::Scale::Test));
+        let mut events: Vec<Event> =
+            sample.lines.iter().filter_map(|l| crate::events::decode(l.as_bytes()).ok()).collect();
+        let moves: Vec<Event> = events
+            .iter()
+            .filter(|ev| matches!(ev.body, Body::ProjectUpserted { .. }))
+            .map(|ev| {
+                let mut moved = ev.clone();
+                moved.stamp.at.secs += 1;
+                if let Body::ProjectUpserted { timezone, .. } = &mut moved.body {
+                    *timezone = if timezone == "Asia/Kathmandu" { "UTC" } else { "Asia/Kathmandu" }.into();
+                }
+                moved
+            })
+            .collect();
+        let removals = events
+            .iter()
+            .filter(|ev| matches!(ev.body, Body::VideoRemoved { .. } | Body::CampaignItem { member: false, .. }))
+            .count();
+        assert!(!moves.is_empty() && removals > 100, "{} projects, {removals} removals", moves.len());
+        // Three quarters of the videos leave, later than any scrape of them: units keep
+        // videos while their top lists lose all they held.
+        let last = events.iter().map(|ev| ev.stamp.at.secs).max().unwrap();
+        let mut videos: Vec<(Option<Id>, Id, Stamp)> = events
+            .iter()
+            .filter_map(|ev| match &ev.body {
+                Body::VideoScraped(v) if v.video_id[15] % 4 != 0 => Some((ev.project_id, v.video_id, ev.stamp)),
+                _ => None,
+            })
+            .collect();
+        videos.sort_by_key(|v| (v.0, v.1));
+        videos.dedup_by_key(|v| (v.0, v.1));
+        let leaving = videos.into_iter().map(|(project_id, video_id, stamp)| Event {
+            stamp: Stamp { at: Instant { secs: last + 1, nanos: 0 }, event_id: stamp.event_id },
+            project_id,
+            body: Body::VideoRemoved { video_id },
+        });
+        let half = events.len() / 2;
+        events.splice(half..half, moves);
+        let three_quarters = events.len() * 3 / 4;
+        events.splice(three_quarters..three_quarters, leaving);
+
+        let state = |stage: usize| {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Store::open(&dir.path().join("state.redb")).unwrap();
+            let batch = Batch { events: events.clone(), ..Batch::default() };
+            store.commit_window(&batch, stage, true).unwrap();
+            state::tables::dump_state(&store.read().unwrap()).unwrap()
+        };
+        let whole = state(usize::MAX);
+        assert!(whole.len() > 10_000, "{} rows", whole.len());
+        assert!(whole == state(64), "64 events a stage leave another state");
     }
 
     /// A visible commit is read at once; a crash before the next durable commit or sync

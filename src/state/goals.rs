@@ -175,8 +175,9 @@ pub fn set_project(t: &mut Tables, p: Id, stamp: Stamp, info: Option<&ProjectInf
     if before == after {
         return Ok(());
     }
-    // Rows already pending were placed in the old zone's days (not the write-only rows,
-    // whose units are UTC's, and whose tables a second thread may hold).
+    // Rebuilding reads `by_posted`, and goals already pending were placed in the old
+    // zone's days. The campaign changes already recorded were too: the rebuild clears
+    // what they add up to, in the order recorded.
     t.flush_but_write_only()?;
     t.pending.zones.borrow_mut().insert(p, after);
     super::videos::rebuild_campaign_units(t, p)?;

@@ -247,39 +247,65 @@ impl FollowerPoint {
 macro_rules! tables {
     (
         $($(#[$doc:meta])* $field:ident: $K:ty => $V:ty;)*
-        @write_only {
+        @moves {
             $($(#[$wdoc:meta])* $wfield:ident: $WK:ty => $WV:ty;)*
         }
+        @campaign {
+            $($(#[$cdoc:meta])* $cfield:ident: $CK:ty => $CV:ty;)*
+        }
     ) => {
-        /// Table definitions, named after their field in [`Tables`] or [`WriteOnlyTables`].
+        /// Table definitions, named after their field in [`Tables`], [`MoveTables`] or
+        /// [`CampaignTables`].
         pub mod defs {
             use super::*;
             $($(#[$doc])* #[allow(non_upper_case_globals)]
             pub const $field: TableDefinition<'static, $K, $V> = TableDefinition::new(stringify!($field));)*
             $($(#[$wdoc])* #[allow(non_upper_case_globals)]
             pub const $wfield: TableDefinition<'static, $WK, $WV> = TableDefinition::new(stringify!($wfield));)*
+            $($(#[$cdoc])* #[allow(non_upper_case_globals)]
+            pub const $cfield: TableDefinition<'static, $CK, $CV> = TableDefinition::new(stringify!($cfield));)*
         }
 
         /// All tables, opened once per write transaction.
         pub struct Tables<'txn> {
             $(pub $field: redb::Table<'txn, $K, $V>,)*
-            /// Taken out while a second thread writes them (`Store::write`).
+            /// Taken out while other threads write them (`Store::write`).
             pub write_only: Option<WriteOnlyTables<'txn>>,
             /// Aggregate rows changed by this transaction, written by [`Tables::flush`].
             pub pending: super::videos::Pending,
         }
 
         /// The tables that applying events writes and never reads: a stage's rows of them
-        /// can be written while the next stage is applied.
+        /// can be written while the next stage is applied, and the two parts side by side.
         pub struct WriteOnlyTables<'txn> {
+            pub moves: MoveTables<'txn>,
+            pub campaign: CampaignTables<'txn>,
+        }
+
+        /// The write-only tables that videos' changes add up into but the campaign units'.
+        pub struct MoveTables<'txn> {
             $(pub $wfield: redb::Table<'txn, $WK, $WV>,)*
+        }
+
+        /// The campaign units' tables.
+        pub struct CampaignTables<'txn> {
+            $(pub $cfield: redb::Table<'txn, $CK, $CV>,)*
+            /// Units whose top list emptied while they held videos, rebuilt once the
+            /// transaction's rows are all written (`Tables::rebuild_top_lists`).
+            pub emptied_lists: super::videos::EmptiedLists,
         }
 
         impl<'txn> Tables<'txn> {
             pub fn open(txn: &'txn WriteTransaction) -> Result<Self, redb::TableError> {
                 Ok(Tables {
                     $($field: txn.open_table(defs::$field)?,)*
-                    write_only: Some(WriteOnlyTables { $($wfield: txn.open_table(defs::$wfield)?,)* }),
+                    write_only: Some(WriteOnlyTables {
+                        moves: MoveTables { $($wfield: txn.open_table(defs::$wfield)?,)* },
+                        campaign: CampaignTables {
+                            $($cfield: txn.open_table(defs::$cfield)?,)*
+                            emptied_lists: Default::default(),
+                        },
+                    }),
                     pending: Default::default(),
                 })
             }
@@ -292,7 +318,12 @@ macro_rules! tables {
             let mut out = Vec::new();
             $(dump_rows(rtxn, stringify!($wfield), defs::$wfield, &mut out)?;)*
             $(
-                if !BOOKKEEPING.contains(&stringify!($field)) && stringify!($field) != "campaign_best" {
+                if stringify!($cfield) != "campaign_best" {
+                    dump_rows(rtxn, stringify!($cfield), defs::$cfield, &mut out)?;
+                }
+            )*
+            $(
+                if !BOOKKEEPING.contains(&stringify!($field)) {
                     dump_rows(rtxn, stringify!($field), defs::$field, &mut out)?;
                 }
             )*
@@ -310,6 +341,7 @@ macro_rules! tables {
             Ok(vec![
                 $(table_size(rtxn, stringify!($field), defs::$field)?,)*
                 $(table_size(rtxn, stringify!($wfield), defs::$wfield)?,)*
+                $(table_size(rtxn, stringify!($cfield), defs::$cfield)?,)*
             ])
         }
     };
@@ -408,16 +440,6 @@ tables! {
     /// (project, creator) → a [`CreatorMedian`]: the number of visible videos and three
     /// `creator_views` keys (!views, video): the lower middle, the one after it, the first.
     creator_median: (P, Id) => MedianRow;
-    /// (project, root campaign, level, unit) → sums over its resolved videos; day and
-    /// 32-day levels only (`Level::CAMPAIGN`), as are the two tables below.
-    campaign_buckets: (P, Id, u8, i64) => SumsRow;
-    /// (project, root campaign, level, unit) → every creator of its resolved videos and how
-    /// many ([`creator_count_entries`]): a campaign's distinct creators over a period from a
-    /// row per unit (11 creators on average at scale L) rather than a B-tree row each.
-    campaign_creators: (P, Id, u8, i64) => Bytes;
-    /// (project, root campaign, level, unit) → the first few of its resolved videos by
-    /// views (a `TopList`): enough to know the one with most views.
-    campaign_best: (P, Id, u8, i64) => Bytes;
     /// (project, creator, goal) of every present goal → bincode `GoalProgress`: its
     /// definition, window and progress over the creator's visible videos.
     goal_progress: (P, Id, Id) => Bytes;
@@ -437,7 +459,7 @@ tables! {
     counters: &'static str => u64;
 
     // ---- Aggregates that applying events never reads --------------------------------
-    @write_only {
+    @moves {
         /// (project, level, unit) → sums.
         project_buckets: (P, u8, i64) => SumsRow;
         /// (project, level, unit, creator) → sums; day, week and block levels only.
@@ -458,6 +480,20 @@ tables! {
         /// videos, nearly each in a cell of its own, and a coarse one thousands of cells, which
         /// a batch of scrapes would otherwise change all over the table's pages.
         hist_cells: (P, u8, i64) => Bytes;
+    }
+    @campaign {
+        /// (project, root campaign, level, unit) → sums over its resolved videos; day and
+        /// 32-day levels only (`Level::CAMPAIGN`), as are the two tables below. Read and
+        /// written where the campaign units are added up, never while applying.
+        campaign_buckets: (P, Id, u8, i64) => SumsRow;
+        /// (project, root campaign, level, unit) → every creator of its resolved videos and
+        /// how many ([`creator_count_entries`]): a campaign's distinct creators over a period
+        /// from a row per unit (11 creators on average at scale L) rather than a B-tree row
+        /// each.
+        campaign_creators: (P, Id, u8, i64) => Bytes;
+        /// (project, root campaign, level, unit) → the first few of its resolved videos by
+        /// views (a `TopList`): enough to know the one with most views.
+        campaign_best: (P, Id, u8, i64) => Bytes;
     }
 }
 

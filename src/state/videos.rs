@@ -8,7 +8,7 @@ use rustc_hash::FxHashMap;
 
 use redb::ReadableTable;
 
-use super::tables::{At, CreatorMedian, Packed, SumsRow, Tables, WriteOnlyTables, entries};
+use super::tables::{At, CampaignTables, CreatorMedian, MoveTables, Packed, SumsRow, Tables, WriteOnlyTables, entries};
 use super::top::TopList;
 use super::{ID_MAX, ID_MIN, Reg, Result, StateError, campaigns, encode, get_present, get_reg, goals};
 use crate::events::{Counts, CreatorSnapshot, Id, Instant, ItemType, Stamp, VideoSnapshot};
@@ -238,43 +238,39 @@ fn contribute_to_campaigns<'a>(
     t: &mut Tables,
     p: Id,
     f: &Facts,
-    roots: impl Iterator<Item = &'a Id> + Clone,
+    roots: impl Iterator<Item = &'a Id>,
     add: bool,
 ) -> Result<()> {
-    if roots.clone().next().is_none() {
+    let (old, new) = if add { (None, Some(f.counts)) } else { (Some(f.counts), None) };
+    record_campaign_move(t, p, f, roots, old, new)
+}
+
+/// Records a visible video's change in the units of root campaigns `roots`, for the
+/// thread that writes the campaign tables ([`CampaignOp::Move`]).
+fn record_campaign_move<'a>(
+    t: &mut Tables,
+    p: Id,
+    f: &Facts,
+    roots: impl Iterator<Item = &'a Id>,
+    old: Option<Counts>,
+    new: Option<Counts>,
+) -> Result<()> {
+    let start = t.pending.campaign_roots.len();
+    t.pending.campaign_roots.extend(roots);
+    let end = t.pending.campaign_roots.len();
+    if start == end {
         return Ok(());
     }
-    let c = &f.counts;
-    let sums = Sums::of(c);
-    let delta = if add { 1 } else { -1 };
-    let q = campaign_quarter(t, p, f.posted)?;
-    let rank = (!c.views, f.video);
-    for level in Level::CAMPAIGN {
-        let (l, u) = (level as u8, unit_of(level, q));
-        for &root in roots.clone() {
-            let key = (p, root, l, u);
-            let unit = campaign_unit(&mut t.pending.campaign, &t.campaign_buckets, key)?;
-            let n = unit.sums.posts;
-            add_sums(&mut unit.sums, &sums, add)?;
-            let best = unit.best(&t.campaign_best, key)?;
-            if add {
-                best.add(rank, n)
-            } else {
-                best.remove(rank)
-            }
-            *t.pending.campaign_creators.entry((p, root, l, u, f.creator)).or_default() += delta;
-        }
-    }
+    let quarter = campaign_quarter(t, p, f.posted)?;
+    let (video, creator) = (f.video, f.creator);
+    t.pending.campaign.push(CampaignOp::Move { p, video, creator, quarter, roots: (start, end), old, new });
     Ok(())
 }
 
 /// Recomputes project `p`'s campaign rollups from its visible videos, after its zone
-/// changed: their units are local days of that zone. Runs with nothing pending.
+/// changed: their units are local days of that zone. Runs with `by_posted` written.
 pub fn rebuild_campaign_units(t: &mut Tables, p: Id) -> Result<()> {
-    let units = (p, ID_MIN, 0, i64::MIN)..=(p, ID_MAX, u8::MAX, i64::MAX);
-    t.campaign_buckets.retain_in(units.clone(), |_, _| false)?;
-    t.campaign_best.retain_in(units.clone(), |_, _| false)?;
-    t.campaign_creators.retain_in(units, |_, _| false)?;
+    t.pending.campaign.push(CampaignOp::Clear(p));
     // `by_posted` holds every visible video with its counts.
     let mut visible = Vec::new();
     for e in t.by_posted.range((p, i64::MIN, 0, ID_MIN)..=(p, i64::MAX, u32::MAX, ID_MAX))? {
@@ -307,25 +303,7 @@ fn recount(t: &mut Tables, p: Id, old: &Facts, new: &Facts) -> Result<()> {
         median_move(t, p, new.creator, (!oc.views, new.video), (!nc.views, new.video), at)?;
         goals::recount(t, p, new.creator, new.posted, oc.views, nc.views)?;
     }
-    if new.campaigns.is_empty() {
-        return Ok(());
-    }
-    let (os, ns) = (Sums::of(oc), Sums::of(nc));
-    let q = campaign_quarter(t, p, new.posted)?;
-    for level in Level::CAMPAIGN {
-        let (l, u) = (level as u8, unit_of(level, q));
-        for &root in &new.campaigns {
-            let key = (p, root, l, u);
-            let unit = campaign_unit(&mut t.pending.campaign, &t.campaign_buckets, key)?;
-            let n = unit.sums.posts;
-            replace_sums(&mut unit.sums, &os, &ns)?;
-            if views_changed {
-                let best = unit.best(&t.campaign_best, key)?;
-                best.change((!oc.views, new.video), (!nc.views, new.video), n);
-            }
-        }
-    }
-    Ok(())
+    record_campaign_move(t, p, new, new.campaigns.iter(), Some(*oc), Some(*nc))
 }
 
 /// Swaps one video's sums for another's in a row that keeps holding that video.
@@ -376,7 +354,8 @@ impl SumsDelta {
 type Staged<K, V> = FxHashMap<K, Option<V>>;
 /// A `by_posted` value: (creator, views, likes, comments, shares, saves).
 pub type CountsRow = (Id, u64, u64, u64, u64, u64);
-type CampaignKey = (Id, Id, u8, i64);
+/// A campaign unit: (project, root campaign, level, unit).
+pub type CampaignKey = (Id, Id, u8, i64);
 
 fn counts_row(creator: Id, c: &Counts) -> CountsRow {
     (creator, c.views, c.likes, c.comments, c.shares, c.saves)
@@ -391,13 +370,11 @@ fn counts_row(creator: Id, c: &Counts) -> CountsRow {
 ///   added to it once per batch ([`write_deltas`]): the coarse rows (a day, 32 days, a
 ///   creator's day) are hit by many events of one batch, and a row read in key order is
 ///   read and replaced in one B-tree descent. For the [`WriteOnlyTables`] only the
-///   videos' changes are kept here ([`Move`]), and added up by the thread that writes
-///   them. Campaign units' sums are read when first touched instead, since their top
-///   lists need the count of videos.
+///   videos' changes are kept here ([`Move`], [`CampaignOp`]), and added up by the thread
+///   that writes them.
 /// - Index rows that ingestion only writes, never reads (`None` = remove): the last write
 ///   of a key in the batch is the one that counts, so an insert and its later removal in
 ///   one batch cost nothing.
-/// - Campaign units' top lists, rebuilt on write-back if they lost every entry.
 /// - Video registers, read through [`video_reg`] so a batch sees its own writes.
 /// - Caches of creators' trackedness and of what campaign memberships resolve to, not
 ///   written back.
@@ -406,10 +383,11 @@ pub struct Pending {
     /// Visible videos' changes, in order, which the rows of the [`WriteOnlyTables`]
     /// follow from: added up where those rows are written ([`WriteOnlyRows`]).
     moves: Vec<Move>,
-    /// Campaign units' sums and top lists: one map, so that a video's change finds both
-    /// with one probe per unit (a video at scale L reaches about 14 root campaigns).
-    campaign: FxHashMap<CampaignKey, CampaignUnit>,
-    campaign_creators: FxHashMap<(Id, Id, u8, i64, Id), i64>,
+    /// Visible videos' changes in their root campaigns' units, in order.
+    campaign: Vec<CampaignOp>,
+    /// The root campaigns of the [`CampaignOp::Move`]s, one after another (a video at
+    /// scale L reaches about 14): one buffer rather than a set per change.
+    campaign_roots: Vec<Id>,
     by_posted: Staged<(Id, i64, u32, Id), CountsRow>,
     videos: FxHashMap<(Id, Id), Vec<u8>>,
     /// (project, creator) → root campaigns reached from the creator's memberships, valid
@@ -428,7 +406,13 @@ pub struct Pending {
 impl Pending {
     /// The changes of the [`WriteOnlyTables`], leaving none.
     pub fn take_write_only(&mut self) -> WriteOnlyRows {
-        WriteOnlyRows { moves: std::mem::take(&mut self.moves) }
+        WriteOnlyRows {
+            moves: std::mem::take(&mut self.moves),
+            campaign: CampaignRows {
+                ops: std::mem::take(&mut self.campaign),
+                roots: std::mem::take(&mut self.campaign_roots),
+            },
+        }
     }
 
     /// Drops cached campaign reachability: memberships or campaigns changed.
@@ -451,17 +435,59 @@ struct Move {
     new: Option<Counts>,
 }
 
+/// A change to the campaign tables ([`WriteOnlyTables`]). Applying only records it; the
+/// thread that writes those tables adds the changes up in order, since a unit's top list
+/// follows its count of videos.
+#[derive(Clone, Copy, Debug)]
+enum CampaignOp {
+    /// A visible video joins (`old` is `None`), leaves (`new` is `None`) or changes its
+    /// counts in the units of the root campaigns `roots` (a range of
+    /// [`Pending::campaign_roots`]), which are the local day starting at quarter `quarter`
+    /// and the 32-day block holding it.
+    Move {
+        p: Id,
+        video: Id,
+        creator: Id,
+        quarter: i64,
+        roots: (usize, usize),
+        old: Option<Counts>,
+        new: Option<Counts>,
+    },
+    /// Project `p`'s zone changed: its units go, and the joins recorded after this refill
+    /// them ([`rebuild_campaign_units`]).
+    Clear(Id),
+}
+
 /// The pending changes of the [`WriteOnlyTables`], taken from [`Pending`].
 pub struct WriteOnlyRows {
     moves: Vec<Move>,
+    campaign: CampaignRows,
+}
+
+/// The pending changes of the [`CampaignTables`].
+pub struct CampaignRows {
+    ops: Vec<CampaignOp>,
+    roots: Vec<Id>,
 }
 
 impl WriteOnlyRows {
     /// Videos' changes: what [`SECOND_THREAD_MIN_MOVES`] counts.
     fn len(&self) -> usize {
-        self.moves.len()
+        self.moves.len() + self.campaign.ops.len()
+    }
+
+    /// The changes of the [`MoveTables`] and of the [`CampaignTables`], to write apart.
+    pub fn split(self) -> (MoveRows, CampaignRows) {
+        (MoveRows(self.moves), self.campaign)
     }
 }
+
+/// The pending changes of the [`MoveTables`].
+pub struct MoveRows(Vec<Move>);
+
+/// Campaign units whose top list emptied while they still held videos: rebuilt from the
+/// videos once the transaction's rows are all written ([`Tables::rebuild_top_lists`]).
+pub type EmptiedLists = rustc_hash::FxHashSet<CampaignKey>;
 
 /// The rows of the [`WriteOnlyTables`] that moves change, added up: the sums of projects
 /// and creators, 5 `by_metric` rows and up to 10 HDR cells a video.
@@ -557,15 +583,129 @@ impl WriteOnlyDeltas {
 }
 
 impl WriteOnlyTables<'_> {
+    /// Writes the rows: the campaign units on a thread of their own when there are
+    /// [`SECOND_THREAD_MIN_MOVES`] changes to them or more.
     pub fn write(&mut self, rows: WriteOnlyRows) -> Result<()> {
-        let mut d = WriteOnlyDeltas::of(&rows.moves);
-        drop(rows);
+        let (moves, campaign) = rows.split();
+        let WriteOnlyTables { moves: move_tables, campaign: campaign_tables } = self;
+        if campaign.ops.len() >= SECOND_THREAD_MIN_MOVES {
+            std::thread::scope(|s| {
+                let other = s.spawn(|| campaign_tables.write(campaign));
+                let here = move_tables.write(moves);
+                let there = crate::join(other);
+                here.and(there)
+            })
+        } else {
+            move_tables.write(moves)?;
+            campaign_tables.write(campaign)
+        }
+    }
+}
+
+impl MoveTables<'_> {
+    pub fn write(&mut self, MoveRows(moves): MoveRows) -> Result<()> {
+        let mut d = WriteOnlyDeltas::of(&moves);
+        drop(moves);
         write_deltas(&mut d.project, &mut self.project_buckets)?;
         write_deltas(&mut d.creator, &mut self.creator_buckets)?;
         write_packed(&mut d.creator_rows, &mut self.creator_rows, |(p, l, u, c)| ((p, l, u), c))?;
         write_packed(&mut d.creator_posts, &mut self.creator_posts, |(p, l, u, c)| ((p, l, u), c))?;
         write_staged(&mut d.by_metric, &mut self.by_metric)?;
         write_packed(&mut d.hist, &mut self.hist_cells, |(p, l, u, at)| ((p, l, u), at))
+    }
+}
+
+impl CampaignTables<'_> {
+    /// Adds up the campaign changes in order and writes the units they touch: their sums,
+    /// creators and top lists. A project's units are written before they are cleared.
+    pub fn write(&mut self, CampaignRows { ops, roots }: CampaignRows) -> Result<()> {
+        // Sums and top list of each unit touched: one map, so that a change finds both with
+        // one probe per unit.
+        let mut units = FxHashMap::default();
+        let mut creators = FxHashMap::default();
+        for op in &ops {
+            let (p, video, creator, quarter, (start, end), old, new) = match *op {
+                CampaignOp::Move { p, video, creator, quarter, roots, old, new } => {
+                    (p, video, creator, quarter, roots, old, new)
+                }
+                CampaignOp::Clear(p) => {
+                    self.write_campaign_units(&mut units, &mut creators)?;
+                    let all = (p, ID_MIN, 0, i64::MIN)..=(p, ID_MAX, u8::MAX, i64::MAX);
+                    self.campaign_buckets.retain_in(all.clone(), |_, _| false)?;
+                    self.campaign_best.retain_in(all.clone(), |_, _| false)?;
+                    self.campaign_creators.retain_in(all, |_, _| false)?;
+                    self.emptied_lists.retain(|k| k.0 != p);
+                    continue;
+                }
+            };
+            let os = old.as_ref().map(Sums::of).unwrap_or_default();
+            let ns = new.as_ref().map(Sums::of).unwrap_or_default();
+            for level in Level::CAMPAIGN {
+                let (l, u) = (level as u8, unit_of(level, quarter));
+                for &root in &roots[start..end] {
+                    let key = (p, root, l, u);
+                    let unit = campaign_unit(&mut units, &self.campaign_buckets, key)?;
+                    let n = unit.sums.posts;
+                    let joins = match (&old, &new) {
+                        (Some(oc), Some(nc)) => {
+                            replace_sums(&mut unit.sums, &os, &ns)?;
+                            if oc.views != nc.views {
+                                let best = unit.best(&self.campaign_best, key)?;
+                                best.change((!oc.views, video), (!nc.views, video), n);
+                            }
+                            0
+                        }
+                        (None, Some(c)) => {
+                            add_sums(&mut unit.sums, &ns, true)?;
+                            unit.best(&self.campaign_best, key)?.add((!c.views, video), n);
+                            1
+                        }
+                        (Some(c), None) => {
+                            add_sums(&mut unit.sums, &os, false)?;
+                            unit.best(&self.campaign_best, key)?.remove((!c.views, video));
+                            -1
+                        }
+                        (None, None) => 0,
+                    };
+                    if joins != 0 {
+                        *creators.entry((p, root, l, u, creator)).or_default() += joins;
+                    }
+                }
+            }
+        }
+        self.write_campaign_units(&mut units, &mut creators)
+    }
+
+    /// Writes the campaign units added up, leaving the maps empty: their creators, top
+    /// lists and sums. A list that emptied while its unit holds videos is written empty
+    /// and rebuilt at the transaction's end ([`Tables::rebuild_top_lists`]).
+    fn write_campaign_units(
+        &mut self,
+        units: &mut FxHashMap<CampaignKey, CampaignUnit>,
+        creators: &mut FxHashMap<(Id, Id, u8, i64, Id), i64>,
+    ) -> Result<()> {
+        write_packed(creators, &mut self.campaign_creators, |(p, r, l, u, c)| ((p, r, l, u), c))?;
+        let units = sorted(units);
+        for (key, unit) in &units {
+            match &unit.best {
+                Some(list) if list.is_empty() => {
+                    self.campaign_best.remove(*key)?;
+                    if unit.sums.posts > 0 {
+                        self.emptied_lists.insert(*key);
+                    }
+                }
+                Some(list) => _ = self.campaign_best.insert(*key, list.encode().as_slice())?,
+                None => {}
+            }
+        }
+        for (key, unit) in units {
+            if unit.sums.posts > 0 {
+                self.campaign_buckets.insert(key, unit.sums.row())?;
+            } else {
+                self.campaign_buckets.remove(key)?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -829,8 +969,8 @@ impl Tables<'_> {
     }
 
     /// [`Tables::flush`], with the [`WriteOnlyTables`] (the sums of projects and creators,
-    /// `by_metric` and `hist_cells`: most of what is written) on a second thread when
-    /// enough of them are staged. A write transaction has one writer, but redb lets
+    /// `by_metric`, `hist_cells` and the campaign units: most of what is written) on a
+    /// second thread, and the campaign units on a third, when enough of them are staged. A write transaction has one writer, but redb lets
     /// disjoint tables of it be written from different threads.
     ///
     /// Meant for a transaction of one stage, such as a Kafka batch, which a second thread
@@ -857,50 +997,46 @@ impl Tables<'_> {
             tables.write(rows)?;
         }
         self.write_only = Some(tables);
-        Ok(())
+        self.rebuild_top_lists()
     }
 
     /// Writes the pending rows but those of the [`WriteOnlyTables`] (which
     /// [`Pending::take_write_only`] takes).
     pub fn flush_but_write_only(&mut self) -> Result<()> {
-        let Tables { videos, by_posted, campaign_creators, pending, .. } = self;
+        let Tables { videos, by_posted, pending, .. } = self;
         for (key, reg) in sorted(&mut pending.videos) {
             videos.insert(key, reg.as_slice())?;
         }
         write_staged(&mut pending.by_posted, by_posted)?;
-        write_packed(&mut pending.campaign_creators, campaign_creators, |(p, r, l, u, c)| ((p, r, l, u), c))?;
-        // After by_posted, which rebuilding a top list reads.
-        self.write_campaign_units()?;
         self.flush_goals()
     }
 
-    /// Writes the pending campaign units: their top lists, first rebuilding those that
-    /// lost every entry while their unit still holds videos, then their sums. Runs after
-    /// `by_posted` is written, which a rebuild reads.
-    fn write_campaign_units(&mut self) -> Result<()> {
-        let mut units = sorted(&mut self.pending.campaign);
-        for (key, unit) in &mut units {
-            let Some(list) = &mut unit.best else { continue };
-            if list.is_empty() && unit.sums.posts > 0 {
-                *list = self.rebuild_best(*key)?;
-                if list.is_empty() {
-                    return Err(StateError::Corrupt("campaign unit without its videos".into()));
-                }
+    /// Rebuilds the top lists that emptied while their unit held videos, from the visible
+    /// videos posted in the unit. Runs once every row of the transaction is written, the
+    /// [`WriteOnlyTables`] back in place: a rebuild reads `by_posted` and the memberships,
+    /// which may run a stage ahead of the thread writing those tables.
+    pub fn rebuild_top_lists(&mut self) -> Result<()> {
+        let mut tables = self.write_only.take().expect("the write-only tables are in place");
+        let rebuilt = self.rebuild_emptied_lists(&mut tables);
+        self.write_only = Some(tables);
+        rebuilt
+    }
+
+    fn rebuild_emptied_lists(&self, w: &mut WriteOnlyTables) -> Result<()> {
+        let w = &mut w.campaign;
+        let mut keys: Vec<CampaignKey> = w.emptied_lists.drain().collect();
+        keys.sort_unstable();
+        for key in keys {
+            // A list refilled from nothing, or a unit emptied since, needs no rebuild.
+            let holds_videos = w.campaign_buckets.get(key)?.is_some_and(|g| g.value().0 > 0);
+            if !holds_videos || w.campaign_best.get(key)?.is_some() {
+                continue;
             }
-        }
-        for (key, unit) in &units {
-            match &unit.best {
-                Some(list) if list.is_empty() => _ = self.campaign_best.remove(*key)?,
-                Some(list) => _ = self.campaign_best.insert(*key, list.encode().as_slice())?,
-                None => {}
+            let list = self.rebuild_best(key)?;
+            if list.is_empty() {
+                return Err(StateError::Corrupt("campaign unit without its videos".into()));
             }
-        }
-        for (key, unit) in units {
-            if unit.sums.posts > 0 {
-                self.campaign_buckets.insert(key, unit.sums.row())?;
-            } else {
-                self.campaign_buckets.remove(key)?;
-            }
+            w.campaign_best.insert(key, list.encode().as_slice())?;
         }
         Ok(())
     }
