@@ -282,7 +282,7 @@ macro_rules! tables {
             pub campaign: CampaignTables<'txn>,
         }
 
-        /// The write-only tables that videos' changes add up into but the campaign units'.
+        /// The write-only tables that `Move`s add up into: all but the campaign units'.
         pub struct MoveTables<'txn> {
             $(pub $wfield: redb::Table<'txn, $WK, $WV>,)*
         }

@@ -1017,13 +1017,12 @@ impl Tables<'_> {
     /// which may run a stage ahead of the thread writing those tables.
     pub fn rebuild_top_lists(&mut self) -> Result<()> {
         let mut tables = self.write_only.take().expect("the write-only tables are in place");
-        let rebuilt = self.rebuild_emptied_lists(&mut tables);
+        let rebuilt = self.rebuild_emptied_lists(&mut tables.campaign);
         self.write_only = Some(tables);
         rebuilt
     }
 
-    fn rebuild_emptied_lists(&self, w: &mut WriteOnlyTables) -> Result<()> {
-        let w = &mut w.campaign;
+    fn rebuild_emptied_lists(&self, w: &mut CampaignTables) -> Result<()> {
         let mut keys: Vec<CampaignKey> = w.emptied_lists.drain().collect();
         keys.sort_unstable();
         for key in keys {
