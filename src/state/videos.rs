@@ -582,26 +582,6 @@ impl WriteOnlyDeltas {
     }
 }
 
-impl WriteOnlyTables<'_> {
-    /// Writes the rows: the campaign units on a thread of their own when there are
-    /// [`SECOND_THREAD_MIN_MOVES`] changes to them or more.
-    pub fn write(&mut self, rows: WriteOnlyRows) -> Result<()> {
-        let (moves, campaign) = rows.split();
-        let WriteOnlyTables { moves: move_tables, campaign: campaign_tables } = self;
-        if campaign.ops.len() >= SECOND_THREAD_MIN_MOVES {
-            std::thread::scope(|s| {
-                let other = s.spawn(|| campaign_tables.write(campaign));
-                let here = move_tables.write(moves);
-                let there = crate::join(other);
-                here.and(there)
-            })
-        } else {
-            move_tables.write(moves)?;
-            campaign_tables.write(campaign)
-        }
-    }
-}
-
 impl MoveTables<'_> {
     pub fn write(&mut self, MoveRows(moves): MoveRows) -> Result<()> {
         let mut d = WriteOnlyDeltas::of(&moves);
@@ -969,9 +949,10 @@ impl Tables<'_> {
     }
 
     /// [`Tables::flush`], with the [`WriteOnlyTables`] (the sums of projects and creators,
-    /// `by_metric`, `hist_cells` and the campaign units: most of what is written) on a
-    /// second thread, and the campaign units on a third, when enough of them are staged. A write transaction has one writer, but redb lets
-    /// disjoint tables of it be written from different threads.
+    /// `by_metric`, `hist_cells` and the campaign units: most of what is written) on two
+    /// more threads, the campaign units on one and the rest on the other, when enough of
+    /// them are staged. A write transaction has one writer, but redb lets disjoint tables
+    /// of it be written from different threads.
     ///
     /// Meant for a transaction of one stage, such as a Kafka batch, which a second thread
     /// made faster. A window of many stages writes them a stage behind instead
@@ -980,21 +961,25 @@ impl Tables<'_> {
         self.write_pending(SECOND_THREAD_MIN_MOVES)
     }
 
-    /// Writes the pending rows, the [`WriteOnlyTables`] on a second thread if
-    /// `second_thread_from` or more videos' changes are pending.
+    /// Writes the pending rows, the two parts of the [`WriteOnlyTables`] on two more
+    /// threads if `second_thread_from` or more videos' changes are pending.
     fn write_pending(&mut self, second_thread_from: usize) -> Result<()> {
         let rows = self.pending.take_write_only();
+        let threads = rows.len() >= second_thread_from;
+        let (moves, campaign) = rows.split();
         let mut tables = self.write_only.take().expect("the write-only tables are in place");
-        if rows.len() >= second_thread_from {
+        let WriteOnlyTables { moves: move_tables, campaign: campaign_tables } = &mut tables;
+        if threads {
             std::thread::scope(|s| {
-                let other = s.spawn(|| tables.write(rows));
+                let moves_written = s.spawn(|| move_tables.write(moves));
+                let campaign_written = s.spawn(|| campaign_tables.write(campaign));
                 let here = self.flush_but_write_only();
-                let there = crate::join(other);
-                here.and(there)
+                here.and(crate::join(moves_written)).and(crate::join(campaign_written))
             })?;
         } else {
             self.flush_but_write_only()?;
-            tables.write(rows)?;
+            move_tables.write(moves)?;
+            campaign_tables.write(campaign)?;
         }
         self.write_only = Some(tables);
         self.rebuild_top_lists()
