@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 use super::{
     Body, Counts, CreatorSnapshot, Event, Goal, GoalMetric, Id, Instant, ItemType, KeyHash, Stamp, VideoSnapshot,
-    parse_date, parse_id, parse_timestamp,
+    VideoTexts, parse_date, parse_id, parse_timestamp,
 };
 
 /// Why a message is a dead letter. The text names the field and what was wrong with it.
@@ -117,9 +117,7 @@ fn scrape(text: &str) -> Option<Event> {
         video_id: parse_id(&l.video_id)?,
         creator_id: parse_id(&l.creator_id)?,
         posted_at: parse_timestamp(&l.posted_at)?,
-        title: l.title.map(Cow::into_owned),
-        thumbnail_url: l.thumbnail_url.map(Cow::into_owned),
-        url: l.url.map(Cow::into_owned),
+        texts: VideoTexts::new(l.title.as_deref(), l.thumbnail_url.as_deref(), l.url.as_deref()),
         counts,
     };
     Some(Event { stamp, project_id: Some(parse_id(&l.project_id)?), body: Body::VideoScraped(video) })
@@ -143,9 +141,7 @@ fn decode_text(text: &str) -> Result<Event, DecodeError> {
             video_id: f.id("video_id")?,
             creator_id: f.id("creator_id")?,
             posted_at: f.timestamp("posted_at")?,
-            title: f.opt_string("title")?,
-            thumbnail_url: f.opt_string("thumbnail_url")?,
-            url: f.opt_string("url")?,
+            texts: VideoTexts::new(f.opt_str("title")?, f.opt_str("thumbnail_url")?, f.opt_str("url")?),
             counts: Counts {
                 views: f.count("view_count")?,
                 likes: f.count("like_count")?,
@@ -264,13 +260,15 @@ impl<'a> Fields<'a> {
         Ok(s.to_owned())
     }
 
-    fn opt_string(&self, field: &'static str) -> Result<Option<String>, DecodeError> {
+    fn opt_str(&self, field: &'static str) -> Result<Option<&'a str>, DecodeError> {
         match self.get(field) {
             None => Ok(None),
-            Some(v) => {
-                v.as_str().map(|s| Some(s.to_owned())).ok_or_else(|| invalid(field, "must be a string or null".into()))
-            }
+            Some(v) => v.as_str().map(Some).ok_or_else(|| invalid(field, "must be a string or null".into())),
         }
+    }
+
+    fn opt_string(&self, field: &'static str) -> Result<Option<String>, DecodeError> {
+        Ok(self.opt_str(field)?.map(str::to_owned))
     }
 
     fn id(&self, field: &'static str) -> Result<Id, DecodeError> {
@@ -337,7 +335,7 @@ mod tests {
         assert_eq!(ev.stamp.at.to_rfc3339(), "2026-04-02T08:00:00Z");
         let Body::VideoScraped(v) = ev.body else { panic!() };
         assert_eq!(v.counts.saves, 5);
-        assert_eq!(v.title, None);
+        assert_eq!(v.texts.title(), None);
     }
 
     #[test]

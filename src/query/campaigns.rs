@@ -30,7 +30,9 @@ pub fn campaign_leaderboard(
         let (sums, creators, best) = now.of(c)?;
         let prior_sums = before.sums_of(c)?;
         let preview = match best {
-            Some((_, video)) => video_record(&videos, p.id, video)?.and_then(|v| v.thumbnail_url),
+            Some((_, video)) => {
+                video_record(&videos, p.id, video)?.and_then(|v| v.texts.thumbnail_url().map(str::to_owned))
+            }
             None => None,
         };
         let delta = sums.views as i128 - prior_sums.views as i128;
@@ -161,7 +163,7 @@ pub fn member_overlap(rtxn: &ReadTransaction, p: &ProjectView, dim: Dimension) -
             }
             _ => {
                 let v = video_record(&videos, p.id, entity)?.ok_or_else(super::videos::missing)?;
-                (v.title, v.thumbnail_url)
+                (v.texts.title().map(str::to_owned), v.texts.thumbnail_url().map(str::to_owned))
             }
         };
         rows.push(OverlapRow {
