@@ -7,7 +7,7 @@
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Seek};
+use std::io::{Read, Seek};
 use std::path::Path;
 use std::time::Instant as WallClock;
 
@@ -115,7 +115,7 @@ pub fn replay_file(
     let io = |source| ReplayError::Io { path: path.display().to_string(), source };
     let source = source_id(path);
     let stored: Option<FilePosition> = store.position(&source)?.and_then(|b| bincode::deserialize(&b).ok());
-    let mut reader = BufReader::with_capacity(1 << 20, File::open(path).map_err(io)?);
+    let mut file = File::open(path).map_err(io)?;
     let batch_size = batching.batch_size.max(1);
     let mut cur = Cursor {
         source,
@@ -132,13 +132,13 @@ pub fn replay_file(
 
     if let Some(s) = stored {
         // Hash the stored prefix once: on a match the hasher goes on from its end.
-        if hash_prefix(&mut reader, &mut cur.hasher, s.byte).map_err(io)? == Some(s.prefix_sha256) {
+        if hash_prefix(&mut file, &mut cur.hasher, s.byte).map_err(io)? == Some(s.prefix_sha256) {
             summary.resumed_from_line = s.line;
             cur.pos = s;
             progress(Progress::Committed(&cur.pos));
         } else {
             tracing::warn!(file = %path.display(), "File differs from the one replayed before; replaying it from the top.");
-            reader.rewind().map_err(io)?;
+            file.rewind().map_err(io)?;
             cur.hasher = Sha256::new();
         }
     }
@@ -149,7 +149,8 @@ pub fn replay_file(
     // file stands after each chunk out to be decoded, oldest first.
     let (mut pos, mut hasher) = (cur.pos.clone(), cur.hasher.clone());
     let mut ends: VecDeque<(FilePosition, Sha256)> = VecDeque::new();
-    while let Some(chunk) = read_chunk(&mut reader, &mut pos, &mut hasher, chunk_lines).map_err(io)? {
+    let mut lines = LineReader::new(file);
+    while let Some(chunk) = lines.read_chunk(&mut pos, &mut hasher, chunk_lines).map_err(io)? {
         ends.push_back((pos.clone(), hasher.clone()));
         if let Some(decoded) = decoders.send(chunk) {
             let end = ends.pop_front().expect("an end for each chunk");
@@ -164,28 +165,64 @@ pub fn replay_file(
     Ok(summary)
 }
 
-/// Reads up to `max_lines` lines, moving `pos` past them and feeding them to `hasher`.
-/// Each line, without its line end, is a message numbered by its line.
-fn read_chunk(
-    reader: &mut impl BufRead,
-    pos: &mut FilePosition,
-    hasher: &mut Sha256,
-    max_lines: usize,
-) -> std::io::Result<Option<Chunk<u64>>> {
-    let mut chunk = Chunk::default();
-    while chunk.len() < max_lines {
-        let start = chunk.bytes.len();
-        let n = reader.read_until(b'\n', &mut chunk.bytes)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&chunk.bytes[start..]);
-        pos.line += 1;
-        pos.byte += n as u64;
-        let len = trim_line_end(&chunk.bytes[start..]).len();
-        chunk.messages.push((pos.line, start..start + len, None));
+/// Reads a file's lines in chunks, each block read straight into a chunk's bytes: only
+/// the start of a line cut at the block's end is copied, into the next chunk.
+struct LineReader<R> {
+    inner: R,
+    /// The start of a line cut at the end of the last block read.
+    carry: Vec<u8>,
+    /// Lines taken and their bytes, to size each read to the lines still wanted.
+    lines: u64,
+    bytes: u64,
+    eof: bool,
+}
+
+impl<R: Read> LineReader<R> {
+    fn new(inner: R) -> LineReader<R> {
+        LineReader { inner, carry: Vec::new(), lines: 0, bytes: 0, eof: false }
     }
-    Ok((!chunk.is_empty()).then_some(chunk))
+
+    /// Reads up to `max_lines` lines, moving `pos` past them and feeding them to `hasher`.
+    /// Each line, without its line end, is a message numbered by its line.
+    fn read_chunk(
+        &mut self,
+        pos: &mut FilePosition,
+        hasher: &mut Sha256,
+        max_lines: usize,
+    ) -> std::io::Result<Option<Chunk<u64>>> {
+        let mut chunk = Chunk { bytes: std::mem::take(&mut self.carry), messages: Vec::new() };
+        // Where the next line starts in `chunk.bytes`.
+        let mut start = 0;
+        while chunk.len() < max_lines {
+            let end = match memchr::memchr(b'\n', &chunk.bytes[start..]) {
+                Some(i) => start + i + 1,
+                // The last line may lack its line end.
+                None if self.eof && start < chunk.bytes.len() => chunk.bytes.len(),
+                None if self.eof => break,
+                None => {
+                    // The lines still wanted, at the mean length so far, and a little more.
+                    let mean = if self.lines == 0 { 1024 } else { self.bytes.div_ceil(self.lines) };
+                    let want = (max_lines - chunk.len()) as u64 * mean;
+                    let want = want + want / 32 + mean;
+                    chunk.bytes.reserve(want as usize);
+                    let n = (&mut self.inner).take(want).read_to_end(&mut chunk.bytes)?;
+                    self.eof = (n as u64) < want;
+                    continue;
+                }
+            };
+            pos.line += 1;
+            pos.byte += (end - start) as u64;
+            self.lines += 1;
+            self.bytes += (end - start) as u64;
+            let len = trim_line_end(&chunk.bytes[start..end]).len();
+            chunk.messages.push((pos.line, start..start + len, None));
+            start = end;
+        }
+        self.carry = chunk.bytes[start..].to_vec();
+        chunk.bytes.truncate(start);
+        hasher.update(&chunk.bytes);
+        Ok((!chunk.is_empty()).then_some(chunk))
+    }
 }
 
 /// Takes the next decoded chunk into the window, then applies the window if it is full.
@@ -275,19 +312,9 @@ fn apply_window(
 
 /// Feeds the first `len` bytes of `reader` to `hasher` and returns the digest so far, or
 /// `None` when the file is shorter than what was replayed.
-fn hash_prefix(reader: &mut impl BufRead, hasher: &mut Sha256, len: u64) -> std::io::Result<Option<[u8; 32]>> {
-    let mut left = len;
-    while left > 0 {
-        let buf = reader.fill_buf()?;
-        if buf.is_empty() {
-            return Ok(None);
-        }
-        let n = (buf.len() as u64).min(left) as usize;
-        hasher.update(&buf[..n]);
-        reader.consume(n);
-        left -= n as u64;
-    }
-    Ok(Some(hasher.clone().finalize().into()))
+fn hash_prefix(reader: &mut impl Read, hasher: &mut Sha256, len: u64) -> std::io::Result<Option<[u8; 32]>> {
+    let hashed = std::io::copy(&mut reader.take(len), hasher)?;
+    Ok((hashed == len).then(|| hasher.clone().finalize().into()))
 }
 
 /// A log line without its line end (`\n` or `\r\n`).
@@ -299,4 +326,58 @@ pub fn trim_line_end(line: &[u8]) -> &[u8] {
 /// A line of only white space is blank (contract §2.1); invalid UTF-8 never is.
 pub fn is_blank(line: &[u8]) -> bool {
     std::str::from_utf8(line).is_ok_and(|s| s.trim().is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Hands out at most `step` bytes a read, to cut lines anywhere.
+    struct Trickle<'a>(&'a [u8], usize);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.1.min(buf.len()).min(self.0.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    /// Chunks hold every line once, in order, without its line end; positions and hashes
+    /// after each chunk are those of the bytes before it. Whatever the reads' sizes and
+    /// the chunks' lines, and with or without a line end at the end of the file.
+    #[test]
+    fn line_reader_splits_any_file_into_its_lines() {
+        let mut file = Vec::new();
+        for i in 0..300 {
+            file.extend_from_slice(&vec![b'x'; (i * 37) % 150]);
+            file.extend_from_slice(if i % 7 == 0 { b"\r\n" } else { b"\n" });
+        }
+        for tail in [&b""[..], b"last line, no line end"] {
+            let file = [&file[..], tail].concat();
+            let expected: Vec<&[u8]> = file.split_inclusive(|&b| b == b'\n').collect();
+            for (step, max_lines) in [(1, 1), (7, 3), (100, 4096), (5000, 10), (1 << 20, 64)] {
+                let mut lines = LineReader::new(Trickle(&file, step));
+                let mut pos = FilePosition { line: 0, byte: 0, prefix_sha256: [0; 32] };
+                let mut hasher = Sha256::new();
+                let mut seen = 0;
+                while let Some(chunk) = lines.read_chunk(&mut pos, &mut hasher, max_lines).unwrap() {
+                    assert!(chunk.len() <= max_lines);
+                    for (line, range, refused) in &chunk.messages {
+                        seen += 1;
+                        assert_eq!((*line, refused), (seen as u64, &None));
+                        assert_eq!(&chunk.bytes[range.clone()], trim_line_end(expected[seen - 1]));
+                    }
+                    let before: usize = expected[..seen].iter().map(|l| l.len()).sum();
+                    assert_eq!((pos.line, pos.byte), (seen as u64, before as u64));
+                    assert_eq!(
+                        <[u8; 32]>::from(hasher.clone().finalize()),
+                        <[u8; 32]>::from(Sha256::digest(&file[..before]))
+                    );
+                }
+                assert_eq!(seen, expected.len(), "step {step}, {max_lines} lines a chunk");
+            }
+        }
+    }
 }
