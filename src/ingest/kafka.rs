@@ -104,7 +104,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use super::decoding::{Chunk, Decoded, Decoders};
 use super::push_dead_letter;
 use super::window::Window;
-use crate::events::Instant;
+use crate::events::{Event, Instant};
 use crate::store::{Batch, Store, StoreError};
 
 /// How soon a missing topic is looked for again.
@@ -882,15 +882,18 @@ impl Worker {
             if polled.len() >= CHUNK_MESSAGES
                 && let Some(decoded) = self.decoders.send(std::mem::take(&mut polled))
             {
-                self.take_decoded(decoded, &mut events, &mut batch, &mut dlq, at);
+                let superseded = self.take_decoded(decoded, &mut events, &mut batch, &mut dlq, at);
+                self.decoders.discard(superseded);
             }
         }
         let at = now_instant.unwrap_or_else(clock);
         while let Some(decoded) = self.decoders.oldest() {
-            self.take_decoded(decoded, &mut events, &mut batch, &mut dlq, at);
+            let superseded = self.take_decoded(decoded, &mut events, &mut batch, &mut dlq, at);
+            self.decoders.discard(superseded);
         }
         if !polled.is_empty() {
-            self.take_decoded(polled.decode(), &mut events, &mut batch, &mut dlq, at);
+            let superseded = self.take_decoded(polled.decode(), &mut events, &mut batch, &mut dlq, at);
+            self.decoders.discard(superseded);
         }
         batch.positions =
             next.iter().map(|(&idx, &n)| (self.partitions[idx].source.clone(), encode_position(n as u64))).collect();
@@ -898,7 +901,7 @@ impl Worker {
     }
 
     /// Takes decoded messages into the batch: events into the window, the others as dead
-    /// letters with their DLQ copies.
+    /// letters with their DLQ copies. Returns the events superseded, to be dropped.
     fn take_decoded(
         &self,
         Decoded { chunk, events: decoded }: Decoded<Polled>,
@@ -906,10 +909,11 @@ impl Worker {
         batch: &mut Batch,
         dlq: &mut Vec<DlqCopy>,
         at: Instant,
-    ) {
+    ) -> Vec<Event> {
+        let mut superseded = Vec::new();
         for ((m, payload, _), result) in chunk.messages.into_iter().zip(decoded) {
             match result {
-                Ok(ev) => events.push(ev),
+                Ok(ev) => superseded.extend(events.push(ev)),
                 Err(reason) => {
                     let p = &self.partitions[m.partition];
                     let raw = &chunk.bytes[payload];
@@ -925,6 +929,7 @@ impl Worker {
                 }
             }
         }
+        superseded
     }
 
     /// Whether at least `batch_max_messages` messages wait in the broker beyond what this

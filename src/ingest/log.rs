@@ -154,12 +154,12 @@ pub fn replay_file(
         ends.push_back((pos.clone(), hasher.clone()));
         if let Some(decoded) = decoders.send(chunk) {
             let end = ends.pop_front().expect("an end for each chunk");
-            take_chunk(store, &mut cur, decoded, end, &mut summary, &mut progress)?;
+            take_chunk(store, &mut cur, &mut decoders, decoded, end, &mut summary, &mut progress)?;
         }
     }
     while let Some(decoded) = decoders.oldest() {
         let end = ends.pop_front().expect("an end for each chunk");
-        take_chunk(store, &mut cur, decoded, end, &mut summary, &mut progress)?;
+        take_chunk(store, &mut cur, &mut decoders, decoded, end, &mut summary, &mut progress)?;
     }
     apply_window(store, &mut cur, &mut summary, &mut progress)?;
     Ok(summary)
@@ -226,23 +226,27 @@ impl<R: Read> LineReader<R> {
 }
 
 /// Takes the next decoded chunk into the window, then applies the window if it is full.
+/// The events superseded go back to `decoders` to be dropped.
 fn take_chunk(
     store: &Store,
     cur: &mut Cursor,
+    decoders: &mut Decoders<u64>,
     Decoded { chunk, events }: Decoded<u64>,
     (pos, hasher): (FilePosition, Sha256),
     summary: &mut FileSummary,
     progress: &mut impl FnMut(Progress),
 ) -> Result<(), StoreError> {
+    let mut superseded = Vec::new();
     for ((line, range, _), event) in chunk.messages.into_iter().zip(events) {
         let raw = &chunk.bytes[range];
         match event {
-            Ok(ev) => cur.window.push(ev),
+            Ok(ev) => superseded.extend(cur.window.push(ev)),
             // A blank line is skipped, not a dead letter (contract §2.1).
             Err(_) if is_blank(raw) => {}
             Err(reason) => push_dead_letter(&mut cur.dead, &cur.source, line, raw, reason, cur.now),
         }
     }
+    decoders.discard(superseded);
     (cur.pos, cur.hasher) = (pos, hasher);
     progress(Progress::Read(&cur.pos));
     if cur.window.held() + cur.dead.dead_letters.len() >= cur.window_size {

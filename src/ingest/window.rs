@@ -28,19 +28,26 @@ pub struct Window {
 }
 
 impl Window {
-    pub fn push(&mut self, ev: Event) {
+    /// Takes an event in, and gives back the one it superseded or that supersedes it, if
+    /// any: for the caller to drop where it costs least ([`Decoders::discard`]).
+    ///
+    /// [`Decoders::discard`]: super::decoding::Decoders::discard
+    #[must_use = "the superseded event, to drop"]
+    pub fn push(&mut self, ev: Event) -> Option<Event> {
         self.read += 1;
-        let Some(key) = video_key(&ev) else { return self.events.push(ev) };
+        let Some(key) = video_key(&ev) else {
+            self.events.push(ev);
+            return None;
+        };
         match self.videos.entry(key) {
             Entry::Occupied(e) => {
                 let held = &mut self.events[*e.get()];
-                if ev.stamp > held.stamp {
-                    *held = ev;
-                }
+                if ev.stamp > held.stamp { Some(std::mem::replace(held, ev)) } else { Some(ev) }
             }
             Entry::Vacant(e) => {
                 e.insert(self.events.len());
                 self.events.push(ev);
+                None
             }
         }
     }
@@ -114,11 +121,12 @@ mod tests {
         let late = scrape(1, "2026-03-02T00:00:00Z", 1, 10);
         // The same instant with a greater event id wins the tie (contract §2.3).
         let tie = scrape(1, "2026-03-02T00:00:00Z", 2, 20);
-        w.push(scrape(1, "2026-03-01T00:00:00Z", 3, 5));
-        w.push(late.clone());
-        w.push(scrape(2, "2026-03-01T00:00:00Z", 4, 7));
-        w.push(tie.clone());
-        w.push(late);
+        let early = scrape(1, "2026-03-01T00:00:00Z", 3, 5);
+        assert_eq!(w.push(early.clone()), None);
+        assert_eq!(w.push(late.clone()), Some(early), "the held event it supersedes comes back");
+        assert_eq!(w.push(scrape(2, "2026-03-01T00:00:00Z", 4, 7)), None);
+        assert_eq!(w.push(tie.clone()), Some(late.clone()));
+        assert_eq!(w.push(late.clone()), Some(late), "an event superseded by the held one comes back");
         assert_eq!((w.held(), w.read()), (2, 5));
         let taken = w.take();
         assert_eq!(taken.len(), 2);
@@ -134,11 +142,15 @@ mod tests {
         .unwrap();
         let winner = scrape(1, "2026-03-03T00:00:00Z", 3, 30);
         let mut w = Window::default();
-        w.push(scrape(2, "2026-03-01T00:00:00Z", 4, 7));
-        w.push(scrape(1, "2026-03-01T00:00:00Z", 1, 10));
-        w.push(winner.clone());
-        w.push(profile.clone());
-        w.push(scrape(1, "2026-03-02T00:00:00Z", 2, 20));
+        for ev in [
+            scrape(2, "2026-03-01T00:00:00Z", 4, 7),
+            scrape(1, "2026-03-01T00:00:00Z", 1, 10),
+            winner.clone(),
+            profile.clone(),
+            scrape(1, "2026-03-02T00:00:00Z", 2, 20),
+        ] {
+            let _superseded = w.push(ev);
+        }
         assert_eq!(w.read(), 5);
         let taken = w.take();
         assert_eq!(taken.len(), 3, "profile, videos 1 and 2");
@@ -150,9 +162,9 @@ mod tests {
     #[test]
     fn take_into_counts_what_was_superseded_as_the_batch_s_other_events() {
         let mut w = Window::default();
-        w.push(scrape(1, "2026-03-01T00:00:00Z", 1, 10));
-        w.push(scrape(2, "2026-03-01T00:00:00Z", 2, 7));
-        w.push(scrape(1, "2026-03-02T00:00:00Z", 3, 20));
+        assert_eq!(w.push(scrape(1, "2026-03-01T00:00:00Z", 1, 10)), None);
+        assert_eq!(w.push(scrape(2, "2026-03-01T00:00:00Z", 2, 7)), None);
+        assert!(w.push(scrape(1, "2026-03-02T00:00:00Z", 3, 20)).is_some());
         let mut batch = Batch::default();
         w.take_into(&mut batch);
         assert_eq!(batch.events.len(), 2);
