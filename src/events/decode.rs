@@ -410,6 +410,17 @@ mod tests {
             ("2026-04-01T12:00:00Z", "2026-02-30T12:00:00Z"),
             ("2026-04-01T12:00:00Z", "2026-04-01T12:00:00.123456789+05:45"),
             (r#""project_id":"11111111"#, r#""project_id":"1111111"#),
+            (r#""view_count":1"#, r#""view_count":01"#),
+            (r#""view_count":1"#, r#""view_count":-0"#),
+            (r#""view_count":1"#, r#""view_count" :	1 "#),
+            (r#""view_count":1"#, r#""view_count":1,"#),
+            (r#""title":"Hi""#, "\"title\":\"H\ti\""),
+            (r#""title":"Hi""#, r#""title":nul"#),
+            (r#""title":"Hi""#, r#""title":"Hi","title":null"#),
+            (r#""title":"Hi""#, r#""title":"a \ud83e\udd79 \/ \b\f\n\r\t \\ \"""#),
+            (r#""title":"Hi""#, r#""title":"\ud83e""#),
+            (r#""title":"Hi""#, r#""title":"\x41""#),
+            (r#""creator_id":"11111111"#, r#""creator_id":"\u0031\u0031111111"#),
         ];
         for (from, to) in mutations {
             assert!(base.contains(from), "{from}");
@@ -417,6 +428,9 @@ mod tests {
         }
         lines.extend([
             base.clone(),
+            // JSON's white space between every token, as Python's `json.dumps` writes it.
+            base.replace("\":", "\": ").replace(",\"", ", \""),
+            format!("{base}\u{a0}"),
             format!("  \t{base}  "),
             format!("{base}x"),
             format!("[{base}]"),
