@@ -110,9 +110,9 @@ pub struct VideoSnapshot {
     pub counts: Counts,
 }
 
-/// A video's three optional texts in one allocation. Most scrapes are superseded in their
-/// window: their texts are allocated on a decoding thread and freed on the replaying one,
-/// and one block costs a third of three. Stored as the three `Option<String>`s in a row.
+/// A video's three optional texts in one allocation instead of three: most scrapes are
+/// superseded in their window, and their texts are allocated on one thread and freed on
+/// another. Stored as the three `Option<String>`s in a row, as before.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct VideoTexts {
     /// The texts present, one after another.

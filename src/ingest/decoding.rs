@@ -131,9 +131,9 @@ impl<M: Send + 'static> Decoders<M> {
         if self.ahead.len() > CHUNKS_AHEAD { self.oldest() } else { None }
     }
 
-    /// Drops `events` on a decoding thread. The reading thread is the one that bounds
-    /// reading, and most of what a window reads is superseded there: freeing a scrape's
-    /// texts, allocated on a decoding thread, took a fifth of its time.
+    /// Drops `events` on a decoding thread. The reading thread bounds reading, and most
+    /// events a window reads are superseded: freeing them there (their texts allocated on
+    /// a decoding thread) took a fifth of its time.
     pub fn discard(&mut self, events: Vec<Event>) {
         if !events.is_empty() {
             // With no decoding thread left, they drop here, with the error.

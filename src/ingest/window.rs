@@ -28,8 +28,9 @@ pub struct Window {
 }
 
 impl Window {
-    /// Takes an event in, and gives back the one it superseded or that supersedes it, if
-    /// any: for the caller to drop where it costs least ([`Decoders::discard`]).
+    /// Takes an event in, and gives back the video event that lost, if any: the one held,
+    /// when `ev` supersedes it, or else `ev`. The caller drops it where that costs least
+    /// ([`Decoders::discard`]).
     ///
     /// [`Decoders::discard`]: super::decoding::Decoders::discard
     #[must_use = "the superseded event, to drop"]
