@@ -104,7 +104,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use super::decoding::{Chunk, Decoded, Decoders};
 use super::push_dead_letter;
 use super::window::Window;
-use crate::events::{Event, Instant};
+use crate::events::Instant;
 use crate::store::{Batch, Store, StoreError};
 
 /// How soon a missing topic is looked for again.
@@ -882,18 +882,15 @@ impl Worker {
             if polled.len() >= CHUNK_MESSAGES
                 && let Some(decoded) = self.decoders.send(std::mem::take(&mut polled))
             {
-                let superseded = self.take_decoded(decoded, &mut events, &mut batch, &mut dlq, at);
-                self.decoders.discard(superseded);
+                self.take_decoded(decoded, &mut events, &mut batch, &mut dlq, at);
             }
         }
         let at = now_instant.unwrap_or_else(clock);
         while let Some(decoded) = self.decoders.oldest() {
-            let superseded = self.take_decoded(decoded, &mut events, &mut batch, &mut dlq, at);
-            self.decoders.discard(superseded);
+            self.take_decoded(decoded, &mut events, &mut batch, &mut dlq, at);
         }
         if !polled.is_empty() {
-            let superseded = self.take_decoded(polled.decode(), &mut events, &mut batch, &mut dlq, at);
-            self.decoders.discard(superseded);
+            self.take_decoded(polled.decode(), &mut events, &mut batch, &mut dlq, at);
         }
         batch.positions =
             next.iter().map(|(&idx, &n)| (self.partitions[idx].source.clone(), encode_position(n as u64))).collect();
@@ -901,15 +898,16 @@ impl Worker {
     }
 
     /// Takes decoded messages into the batch: events into the window, the others as dead
-    /// letters with their DLQ copies. Returns the events superseded, to be dropped.
+    /// letters with their DLQ copies. The events superseded go back to the decoding
+    /// threads to be dropped.
     fn take_decoded(
-        &self,
+        &mut self,
         Decoded { chunk, events: decoded }: Decoded<Polled>,
         events: &mut Window,
         batch: &mut Batch,
         dlq: &mut Vec<DlqCopy>,
         at: Instant,
-    ) -> Vec<Event> {
+    ) {
         let mut superseded = Vec::new();
         for ((m, payload, _), result) in chunk.messages.into_iter().zip(decoded) {
             match result {
@@ -929,7 +927,7 @@ impl Worker {
                 }
             }
         }
-        superseded
+        self.decoders.discard(superseded);
     }
 
     /// Whether at least `batch_max_messages` messages wait in the broker beyond what this
