@@ -171,15 +171,12 @@ struct LineReader<R> {
     inner: R,
     /// The start of a line cut at the end of the last block read.
     carry: Vec<u8>,
-    /// Lines taken and their bytes, to size each read to the lines still wanted.
-    lines: u64,
-    bytes: u64,
     eof: bool,
 }
 
 impl<R: Read> LineReader<R> {
     fn new(inner: R) -> LineReader<R> {
-        LineReader { inner, carry: Vec::new(), lines: 0, bytes: 0, eof: false }
+        LineReader { inner, carry: Vec::new(), eof: false }
     }
 
     /// Reads up to `max_lines` lines, moving `pos` past them and feeding them to `hasher`.
@@ -201,7 +198,7 @@ impl<R: Read> LineReader<R> {
                 None if self.eof => break,
                 None => {
                     // The lines still wanted, at the mean length so far, and a little more.
-                    let mean = if self.lines == 0 { 1024 } else { self.bytes.div_ceil(self.lines) };
+                    let mean = if pos.line == 0 { 1024 } else { pos.byte.div_ceil(pos.line) };
                     let want = (max_lines - chunk.len()) as u64 * mean;
                     let want = want + want / 32 + mean;
                     chunk.bytes.reserve(want as usize);
@@ -212,8 +209,6 @@ impl<R: Read> LineReader<R> {
             };
             pos.line += 1;
             pos.byte += (end - start) as u64;
-            self.lines += 1;
-            self.bytes += (end - start) as u64;
             let len = trim_line_end(&chunk.bytes[start..end]).len();
             chunk.messages.push((pos.line, start..start + len, None));
             start = end;
